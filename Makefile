@@ -1,0 +1,41 @@
+# The two commands of the README:  `make run`  and  `make test`.
+# Both install first; the install is skipped while requirements/lock.txt and pyproject.toml are unchanged.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+INSTALLED := $(VENV)/.installed
+# torch 2.13.0 CPU is served from the machine's wheel folder; PyPI's build would pull CUDA wheels.
+WHEELS ?= /opt/wheels
+UV_SYNC_FLAGS := --python $(BIN)/python --index-strategy unsafe-best-match $(if $(wildcard $(WHEELS)),--find-links $(WHEELS))
+
+.PHONY: install run test test-fast bench lock ui clean-state
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip sync --quiet $(UV_SYNC_FLAGS) requirements/lock.txt
+	$(UV) pip install --quiet $(UV_SYNC_FLAGS) --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m trustops.install_hooks
+	@! $(BIN)/python -m pip list 2>/dev/null | grep -iE '^(nvidia-|triton)' || (echo "CUDA packages were installed: the lock must keep torch CPU-only." >&2; exit 1)
+	@touch $@
+
+run: install
+	$(BIN)/trustops run
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast
+
+bench: install
+	$(BIN)/python -m bench
+
+lock:
+	requirements/lock.sh
+
+ui: install
+	$(BIN)/trustops ui

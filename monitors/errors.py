@@ -1,0 +1,26 @@
+"""Errors raised by monitors; they subclass the trustops hierarchy and the matching built-in."""
+
+from trustops.errors import TrustopsError
+
+
+class MonitorError(TrustopsError):
+    """Base class of monitor errors."""
+
+
+class MonitorConfigError(MonitorError, ValueError):
+    """A monitor was constructed with an invalid option."""
+
+
+class MonitorInputError(MonitorError, ValueError):
+    """A reference or batch handed to a monitor has the wrong shape or values."""
+
+
+class MonitorNotFittedError(MonitorError, RuntimeError):
+    """``check`` was called before ``fit``."""
+
+
+class UnknownMonitorError(MonitorError, KeyError):
+    """No monitor is registered under the requested name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

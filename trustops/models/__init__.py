@@ -1,0 +1,1 @@
+"""Model families, activations and the Lightning training module."""

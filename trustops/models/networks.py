@@ -1,0 +1,92 @@
+"""The classifier families: an MLP and a small CNN.
+
+Both expose the same seams, which activation capture and the adversarial detector rely on:
+``features`` (everything up to the representation), ``penultimate`` (the layer whose output
+is the representation) and ``head`` (the linear classifier).  Only layers Opacus can compute
+per-sample gradients for are used (Linear, Conv2d, GroupNorm; no BatchNorm).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from trustops.errors import ConfigError
+from trustops.models.activations import make_activation
+
+MODEL_FAMILIES = ("mlp", "cnn")
+
+
+class Classifier(nn.Module):
+    """``head(penultimate(features(x)))``; ``forward`` returns logits of shape-(N, n_classes)."""
+
+    def __init__(self, features: nn.Module, penultimate: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.penultimate = penultimate
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.penultimate(self.features(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations, shape-(N, D)."""
+        return self.penultimate(self.features(x))
+
+
+def build_mlp(
+    input_shape: Sequence[int], n_classes: int, *, hidden: Sequence[int], activation: str, beta: float
+) -> Classifier:
+    if not hidden:
+        raise ConfigError("model.hidden must list at least one layer width for the MLP.")
+    widths = [math.prod(input_shape), *hidden]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width_in, width_out in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(width_in, width_out), make_activation(activation, beta=beta)]
+    penultimate = nn.Sequential(nn.Linear(widths[-2], widths[-1]), make_activation(activation, beta=beta))
+    return Classifier(nn.Sequential(*layers), penultimate, nn.Linear(widths[-1], n_classes))
+
+
+def build_cnn(
+    input_shape: Sequence[int], n_classes: int, *, channels: Sequence[int], hidden: Sequence[int], activation: str, beta: float
+) -> Classifier:
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"model.family=cnn needs image data of shape (channels, height, width). Got input shape {tuple(input_shape)}; "
+            "use model.family=mlp for tabular data or set data.image_shape."
+        )
+    if not channels or not hidden:
+        raise ConfigError("model.channels and model.hidden must each list at least one width for the CNN.")
+    in_channels, height, width = input_shape
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip([in_channels, *channels[:-1]], channels):
+        # GroupNorm, not BatchNorm: Opacus cannot give per-sample gradients through batch statistics.
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(min(4, c_out), c_out), make_activation(activation, beta=beta)]
+    layers += [nn.AdaptiveAvgPool2d((max(1, height // 2), max(1, width // 2))), nn.Flatten()]
+    flat = channels[-1] * max(1, height // 2) * max(1, width // 2)
+    widths = [flat, *hidden]
+    for width_in, width_out in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(width_in, width_out), make_activation(activation, beta=beta)]
+    penultimate = nn.Sequential(nn.Linear(widths[-2], widths[-1]), make_activation(activation, beta=beta))
+    return Classifier(nn.Sequential(*layers), penultimate, nn.Linear(widths[-1], n_classes))
+
+
+def build_classifier(
+    family: str,
+    input_shape: Sequence[int],
+    n_classes: int,
+    *,
+    hidden: Sequence[int] = (64, 32),
+    channels: Sequence[int] = (16, 32),
+    activation: str = "relu",
+    beta: float = 1.0,
+) -> Classifier:
+    """Build a classifier of the given family for inputs of ``input_shape`` (without the batch axis)."""
+    if family == "mlp":
+        return build_mlp(input_shape, n_classes, hidden=hidden, activation=activation, beta=beta)
+    if family == "cnn":
+        return build_cnn(input_shape, n_classes, channels=channels, hidden=hidden, activation=activation, beta=beta)
+    raise ConfigError(f"Unknown model family {family!r}. Choose one of: {', '.join(MODEL_FAMILIES)}.")
