@@ -1,1 +1,1 @@
-
+"""Hydra-zen configs for trustops; see :mod:`configs.training`."""

@@ -1,1 +1,1 @@
-
+"""ZenML pipelines: thin wiring of steps."""

@@ -20,21 +20,43 @@ from trustops.models.activations import make_activation
 MODEL_FAMILIES = ("mlp", "cnn")
 
 
+class Standardize(nn.Module):
+    """``(x - mean) / std`` with constants fixed from the training split.
+
+    Inside the model, so the model takes raw inputs: attacks clamp to the raw valid
+    range and captures record what callers actually sent.
+    """
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        if not std > 0:
+            raise ConfigError(f"Input standardization needs std > 0. Got: {std}")
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 class Classifier(nn.Module):
-    """``head(penultimate(features(x)))``; ``forward`` returns logits of shape-(N, n_classes)."""
+    """``head(penultimate(features(standardize(x))))``; ``forward`` returns logits of shape-(N, n_classes)."""
 
     def __init__(self, features: nn.Module, penultimate: nn.Module, head: nn.Linear) -> None:
         super().__init__()
+        self.standardize = Standardize()
         self.features = features
         self.penultimate = penultimate
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.penultimate(self.features(x)))
+        return self.head(self.embed(x))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations, shape-(N, D)."""
-        return self.penultimate(self.features(x))
+        return self.penultimate(self.features(self.standardize(x)))
+
+    def set_input_statistics(self, mean: float, std: float) -> None:
+        self.standardize = Standardize(mean, std)
 
 
 def build_mlp(

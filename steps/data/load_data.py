@@ -1,0 +1,47 @@
+"""Step: read the data set, split it, and record its lineage on the MLflow run."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import step
+
+from trustops.data.loading import load_dataset
+from trustops.lineage import git_commit
+from trustops.paths import project_root
+from trustops.tracking import flatten, log_batch
+
+
+@step(enable_cache=False)
+def load_data(
+    settings: dict[str, Any], resolved_config: str, run_tags: dict[str, str]
+) -> tuple[Annotated[pd.DataFrame, "dataset"], Annotated[dict[str, Any], "dataset_info"]]:
+    import mlflow
+
+    root = project_root()
+    data = settings["data"]
+    path = Path(data["path"]) if Path(data["path"]).is_absolute() else root / data["path"]
+    frame, info = load_dataset(
+        path,
+        fmt=data["format"],
+        label_column=data["label_column"],
+        split_column=data["split_column"],
+        feature_columns=data["feature_columns"],
+        image_shape=data["image_shape"],
+        val_fraction=data["val_fraction"],
+        test_fraction=data["test_fraction"],
+        split_seed=data["split_seed"],
+    )
+    mlflow.log_text(resolved_config, "config/resolved.yaml")
+    log_batch(
+        params={**flatten(settings), "data.resolved_path": info.path},
+        metrics={f"data_rows_{split}": size for split, size in info.split_sizes.items()},
+        tags={
+            **run_tags,
+            "data_hash": info.data_hash,
+            "data_path": info.path,
+            "data_dvc_tracked": str(info.dvc_tracked).lower(),
+            "git_commit": git_commit(root),
+        },
+    )
+    return frame, info.to_dict()

@@ -1,0 +1,38 @@
+"""Step: accuracy, per-class recall, calibration and the confusion matrix on the test split."""
+
+from typing import Annotated, Any
+
+import pandas as pd
+from torch import nn
+from zenml import step
+
+from trustops.data.loading import DatasetInfo
+from trustops.evaluation import confusion_figure, evaluate_classifier
+from trustops.tracking import log_batch
+from trustops.training.tensors import split_dataset
+
+
+@step(enable_cache=False)
+def evaluate_model(
+    model: nn.Module, dataset: pd.DataFrame, dataset_info: dict[str, Any]
+) -> Annotated[dict[str, float], "evaluation"]:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    info = DatasetInfo.from_dict(dataset_info)
+    test = split_dataset(
+        dataset,
+        "test",
+        feature_columns=info.feature_columns,
+        label_column=info.label_column,
+        split_column=info.split_column,
+        input_shape=info.input_shape,
+        classes=info.classes,
+    )
+    evaluation = evaluate_classifier(model, *test.tensors, info.classes)
+    metrics = evaluation.metrics()
+    log_batch(metrics={**metrics, "accuracy": evaluation.accuracy})
+    figure = confusion_figure(evaluation.confusion, info.classes)
+    mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
+    plt.close(figure)
+    return metrics

@@ -1,0 +1,54 @@
+"""Step: log the model with its signature and register it, tagged with its trust facts."""
+
+from typing import Annotated, Any
+
+import pandas as pd
+import torch
+from torch import nn
+from zenml import step
+
+from trustops.data.loading import DatasetInfo
+from trustops.training.tensors import features_tensor
+
+
+@step(enable_cache=False)
+def register_model(
+    model: nn.Module,
+    dataset: pd.DataFrame,
+    dataset_info: dict[str, Any],
+    training_summary: dict[str, Any],
+    evaluation: dict[str, float],
+    settings: dict[str, Any],
+) -> Annotated[dict[str, Any], "registration"]:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    info = DatasetInfo.from_dict(dataset_info)
+    example = features_tensor(dataset.head(5), info.feature_columns, info.input_shape)
+    with torch.no_grad():
+        logits = model.eval()(example)
+    tags = {
+        "activation": settings["model"]["activation"],
+        "model_family": settings["model"]["family"],
+        "dp": str(training_summary["dp"]).lower(),
+        "dp_epsilon": f"{training_summary['dp_epsilon']:.4f}" if training_summary["dp"] else "none",
+        "dp_delta": f"{training_summary['dp_delta']:.3g}" if training_summary["dp"] else "none",
+        "data_hash": info.data_hash,
+        "test_accuracy": f"{evaluation['test_accuracy']:.4f}",
+    }
+    model_info = mlflow.pytorch.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example.numpy(), logits.numpy()),
+        input_example=example.numpy(),
+        # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "trustops"],
+    )
+    run_id = mlflow.active_run().info.run_id
+    registration = {"run_id": run_id, "model_uri": model_info.model_uri, "registered_model": None, "version": None}
+    tracking = settings["tracking"]
+    if tracking["register"]:
+        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"], tags=tags)
+        registration.update(registered_model=version.name, version=int(version.version))
+        mlflow.set_tag("registered_model_version", f"{version.name}/{version.version}")
+    return registration

@@ -1,0 +1,28 @@
+"""Step: train the classifier (DP-SGD when enabled) and log its training curves."""
+
+from typing import Annotated, Any
+
+import pandas as pd
+from torch import nn
+from zenml import step
+
+from trustops.data.loading import DatasetInfo
+from trustops.settings import TrainSettings
+from trustops.tracking import log_batch, log_history
+from trustops.training.trainer import train_classifier
+
+
+@step(enable_cache=False)
+def train_model(
+    dataset: pd.DataFrame, dataset_info: dict[str, Any], settings: dict[str, Any]
+) -> tuple[Annotated[nn.Module, "model"], Annotated[dict[str, Any], "training_summary"]]:
+    result = train_classifier(dataset, DatasetInfo.from_dict(dataset_info), TrainSettings.from_dict(settings))
+    log_history(result.history)
+    summary: dict[str, Any] = {"epochs": len(result.history), "dp": result.dp_epsilon is not None}
+    if result.dp_epsilon is not None:
+        summary.update(dp_epsilon=result.dp_epsilon, dp_delta=result.dp_delta, dp_noise_multiplier=result.noise_multiplier)
+        log_batch(
+            metrics={"dp_noise_multiplier": result.noise_multiplier, "dp_delta": result.dp_delta},
+            tags={"dp_epsilon": f"{result.dp_epsilon:.4f}", "dp_delta": f"{result.dp_delta:.3g}"},
+        )
+    return result.model, summary

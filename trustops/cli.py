@@ -1,0 +1,117 @@
+"""The ``trustops`` command line: one entry point for every job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from trustops.errors import TrustopsError
+
+logger = logging.getLogger("trustops")
+
+OVERRIDES_HELP = (
+    "Hydra overrides, e.g. model.activation=smelu model.beta=1.0 dp.target_epsilon=3 dp=off model=cnn "
+    "data=table data.path=my.csv data.label_column=y"
+)
+
+
+class _DropKnownNoise(logging.Filter):
+    """Messages that are expected on every run and say nothing to a trustops user."""
+
+    NOISE = (
+        "Failed to disable MLflow autologging",  # ZenML tries frameworks that are not installed
+        "Setting the global active stack",
+        "GPU available:",
+        "TPU available:",
+        "litlogger",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in self.NOISE)
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    import zenml.logger  # noqa: F401  (installs ZenML's console handler on the root logger)
+
+    for noisy in ("lightning", "pytorch_lightning", "lightning_fabric", "great_expectations",
+                  "zenml", "mlflow", "alembic", "hydra", "opacus", "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("trustops").setLevel(logging.INFO)
+    noise_filter = _DropKnownNoise()
+    for name in ("zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker", "zenml.client"):
+        logging.getLogger(name).addFilter(noise_filter)
+    # Known, harmless warnings: Lightning's own deprecation, Opacus's hook notice on inputs
+    # that need no gradient, and the RDP accountant's note that a larger order could tighten
+    # (lower) the reported epsilon; the reported value is a valid upper bound either way.
+    for message in (".*isinstance\\(treespec, LeafSpec\\).*", ".*Full backward hook is firing.*",
+                    ".*Optimal order is the largest alpha.*", ".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trustops",
+        description="A trustworthy-ML pipeline: DVC data, ZenML steps, DP training, MLflow tracking.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="The main job: prepare the data with DVC, train, evaluate, register, summarise.")
+    run.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+
+    train = commands.add_parser("train", help="Run the training pipeline once, or once per sweep point with -m.")
+    train.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+    train.add_argument("-m", "--multirun", action="store_true", help="sweep: dp.target_epsilon=1,3,8 runs three pipelines")
+
+    prepare = commands.add_parser("prepare", help="Export the embedded digits data set (the DVC 'prepare' stage).")
+    prepare.add_argument("--out", default="data/digits.parquet", help="output Parquet file (default: %(default)s)")
+    prepare.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+
+    config = commands.add_parser("config", help="Print the resolved configuration for the given overrides.")
+    config.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+
+    ui = commands.add_parser("ui", help="Start the MLflow UI on the project's tracking store.")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+
+    commands.add_parser("stack", help="Register (idempotently) and show the trustops ZenML stack.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trustops.stack import configure_zenml_environment
+
+    configure_zenml_environment()  # before ZenML is first imported
+    _quiet_libraries()
+    try:
+        return _dispatch(args)
+    except TrustopsError as error:
+        print(f"trustops: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trustops: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from trustops import commands
+
+    handlers = {
+        "run": lambda: commands.main_job(args.overrides),
+        "train": lambda: commands.train(args.overrides, multirun=args.multirun),
+        "prepare": lambda: commands.prepare(args.out, seed=args.seed),
+        "config": lambda: commands.show_config(args.overrides),
+        "ui": lambda: commands.ui(args.host, args.port),
+        "stack": commands.stack,
+    }
+    return handlers[args.command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""What each ``trustops`` subcommand does; the argument parsing lives in :mod:`trustops.cli`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trustops.paths import default_artifact_root, default_tracking_uri, project_root
+from trustops.tracking import is_local_store
+
+
+def _train_task(cfg):
+    """The Hydra task: one config point -> one pipeline run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from configs.training import settings_from_config
+    from trustops.runs.training import run_training
+
+    settings = settings_from_config(cfg)
+    hydra_cfg = HydraConfig.get()
+    point = hydra_cfg.job.override_dirname if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return run_training(settings, OmegaConf.to_yaml(cfg, resolve=True), sweep_point=point or None)
+
+
+def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
+    from trustops.configuration import launch_config
+    from trustops.summary import print_training_summary
+
+    summaries = launch_config(_train_task, overrides, multirun=multirun)
+    print_training_summary(summaries)
+    return 0
+
+
+def main_job(overrides: Sequence[str]) -> int:
+    from trustops.dvc_data import reproduce_default_data
+
+    root = project_root()
+    ran = reproduce_default_data(root)
+    print(f"Data: {'prepared by DVC stage ' + ', '.join(ran) if ran else 'up to date with dvc.lock'} (pushed to the DVC remote).")
+    return train(overrides)
+
+
+def prepare(out: str, *, seed: int) -> int:
+    from trustops.data.digits import export_digits
+
+    path = export_digits(Path(out), seed=seed)
+    print(f"Wrote {path}")
+    return 0
+
+
+def show_config(overrides: Sequence[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from trustops.configuration import launch_config
+
+    def render(cfg):
+        from configs.training import settings_from_config
+
+        settings_from_config(cfg)  # validate, so a bad value is reported here too
+        return OmegaConf.to_yaml(cfg, resolve=True)
+
+    print(launch_config(render, overrides)[0], end="")
+    return 0
+
+
+def ui(host: str, port: int) -> int:
+    uri = default_tracking_uri()
+    if not is_local_store(uri):
+        print(f"MLFLOW_TRACKING_URI points at a tracking server; open {uri} in a browser.")
+        return 0
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--default-artifact-root", default_artifact_root(), "--host", host, "--port", str(port)]
+    print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
+    return subprocess.call(command, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+
+
+def stack() -> int:
+    from trustops.stack import ensure_stack
+
+    tracker = ensure_stack(default_tracking_uri())
+    from zenml.client import Client
+
+    model = Client().active_stack_model
+    print(f"Active ZenML stack: {model.name}")
+    for component_type, components in model.components.items():
+        print(f"  {component_type.value:20} {components[0].name} ({components[0].flavor_name})")
+    print(f"Experiment tracker {tracker!r} logs to {default_tracking_uri()}")
+    return 0

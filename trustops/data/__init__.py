@@ -1,0 +1,1 @@
+"""Data: the embedded default data set, user data loading, splitting and validation."""

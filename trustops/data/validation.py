@@ -1,0 +1,152 @@
+"""The data's Great Expectations suite, and what its result means for the pipeline.
+
+Great Expectations 1.x is called directly (ZenML's integration pins GE below 1.0).
+The suite checks, on every split: the expected columns, numeric dtypes, no missing or
+infinite values, value ranges (fixed for known data such as digits, else learned from the
+training split), labels in the known set, class balance (KL divergence of the label mix
+from the expected mix) and a minimum row count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+NUMERIC_TYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """The thresholds of the suite; ``None`` ranges and classes are learned from the reference split."""
+
+    value_range: tuple[float, float] | None = None
+    classes: Sequence[Any] | None = None
+    min_rows: int = 100
+    max_class_kl: float = 0.1
+    range_margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    expectation: str
+    column: str | None
+    observed: Any
+    examples: list[Any]
+
+    def describe(self) -> str:
+        where = f" on column {self.column!r}" if self.column else ""
+        seen = f"; examples of offending values: {self.examples[:5]}" if self.examples else ""
+        observed = f"; observed {self.observed}" if self.observed is not None and not self.examples else ""
+        return f"{self.expectation}{where}{observed}{seen}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    success: bool
+    evaluated: int
+    failed: list[FailedExpectation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self, limit: int = 10) -> str:
+        if self.success:
+            return f"all {self.evaluated} expectations passed"
+        lines = [f"{len(self.failed)} of {self.evaluated} expectations failed:"]
+        lines += [f"  - {failure.describe()}" for failure in self.failed[:limit]]
+        if len(self.failed) > limit:
+            lines.append(f"  ... and {len(self.failed) - limit} more (see validation/result.json in the MLflow run)")
+        return "\n".join(lines)
+
+
+def learned_value_range(frame: pd.DataFrame, feature_columns: Sequence[str], margin: float) -> tuple[float, float]:
+    values = frame[list(feature_columns)].to_numpy(dtype="float64")
+    finite = values[np.isfinite(values)]
+    low, high = float(finite.min()), float(finite.max())
+    pad = margin * (high - low)
+    return low - pad, high + pad
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    *,
+    feature_columns: Sequence[str],
+    label_column: str,
+    split_column: str,
+    rules: ValidationRules,
+) -> ValidationReport:
+    """Run the suite on ``frame``; the training split is the reference for learned bounds."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    expectations = gx.expectations
+    reference = frame[frame[split_column] == "train"]
+    if reference.empty:
+        reference = frame
+    low, high = rules.value_range or learned_value_range(reference, feature_columns, rules.range_margin)
+    classes = list(rules.classes) if rules.classes is not None else sorted(reference[label_column].dropna().unique().tolist())
+    label_counts = reference[label_column].value_counts()
+    expected_mix = [float(label_counts.get(c, 0)) / max(1, len(reference)) for c in classes]
+    if rules.classes is not None:
+        expected_mix = [1.0 / len(classes)] * len(classes)
+
+    context = gx.get_context(mode="ephemeral")  # suites must be built inside an active context
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = gx.ExpectationSuite(name="trustops_input")
+    suite.add_expectation(
+        expectations.ExpectTableColumnsToMatchSet(column_set=[*feature_columns, label_column, split_column], exact_match=True)
+    )
+    suite.add_expectation(expectations.ExpectTableRowCountToBeBetween(min_value=rules.min_rows))
+    for column in feature_columns:
+        suite.add_expectation(expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
+        suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=column))
+        suite.add_expectation(expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=label_column))
+    suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=classes))
+    suite.add_expectation(
+        expectations.ExpectColumnKLDivergenceToBeLessThan(
+            column=label_column,
+            partition_object={"values": classes, "weights": expected_mix},
+            threshold=rules.max_class_kl,
+        )
+    )
+
+    batch_definition = (
+        context.data_sources.add_pandas("trustops").add_dataframe_asset("input").add_batch_definition_whole_dataframe("all")
+    )
+    result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+        context.suites.add(suite)
+    )
+    failed = [
+        FailedExpectation(
+            expectation=item.expectation_config.type,
+            column=item.expectation_config.kwargs.get("column"),
+            observed=_plain(item.result.get("observed_value")),
+            examples=[_plain(v) for v in (item.result.get("partial_unexpected_list") or [])[:5]],
+        )
+        for item in result.results
+        if not item.success
+    ]
+    return ValidationReport(success=bool(result.success), evaluated=len(result.results), failed=failed)
+
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)

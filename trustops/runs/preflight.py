@@ -1,0 +1,47 @@
+"""Checks that run before a pipeline starts, so bad input fails before any run is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from trustops.data.loading import resolve_format
+from trustops.errors import DataError
+from trustops.paths import project_root
+from trustops.settings import TrainSettings
+
+
+def resolve_data_path(settings: TrainSettings, root: Path | None = None) -> Path:
+    path = Path(settings.data.path)
+    return path if path.is_absolute() else (root or project_root()) / path
+
+
+def check_training_inputs(settings: TrainSettings, root: Path | None = None) -> Path:
+    """The data file exists and has the label column (read from its header only where possible)."""
+    if settings.data.path in ("", "???"):
+        raise DataError("No data file given: set data.path=<file> (CSV, Parquet or .npz).")
+    path = resolve_data_path(settings, root)
+    if not path.is_file():
+        hint = "Run `dvc pull` to fetch it from the DVC remote, or `trustops prepare` to re-create the default digits data."
+        raise DataError(f"Data file not found: {path}. {hint}")
+    fmt = resolve_format(path, settings.data.format)
+    if fmt == "npz":
+        return path
+    columns = pq.read_schema(path).names if fmt == "parquet" else list(read_table_header(path))
+    if settings.data.label_column not in columns:
+        shown = ", ".join(columns[:12]) + (" ..." if len(columns) > 12 else "")
+        raise DataError(
+            f"Label column {settings.data.label_column!r} is not in {path} (columns: {shown}). Set data.label_column=<name>."
+        )
+    return path
+
+
+def read_table_header(path: Path) -> list[str]:
+    import pandas as pd
+
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except Exception as error:
+        raise DataError(f"Could not read {path} as CSV: {error}") from error
+

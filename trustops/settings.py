@@ -1,0 +1,167 @@
+"""Typed, validated settings for one training run.
+
+Hydra-zen configs in ``configs/`` build these classes; each checks its values on
+construction, so a bad value fails before any data is read or any run is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trustops.data.loading import FORMATS
+from trustops.errors import ConfigError
+from trustops.models.activations import ACTIVATIONS
+from trustops.models.networks import MODEL_FAMILIES
+
+OPTIMIZERS = ("sgd", "adam")
+ACCOUNTANTS = ("rdp", "prv", "gdp")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    _require(value in allowed, f"{key} must be one of {', '.join(allowed)}. Got: {value!r}")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    path: str = "data/digits.parquet"
+    format: str = "auto"
+    label_column: str = "label"
+    split_column: str = "split"
+    feature_columns: list[str] | None = None
+    image_shape: list[int] | None = None
+    value_range: list[float] | None = None
+    classes: list[Any] | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    min_rows: int = 100
+    max_class_kl: float = 0.1
+    range_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice("data.format", self.format, FORMATS)
+        _require(self.min_rows >= 1, f"data.min_rows must be >= 1. Got: {self.min_rows}")
+        _require(self.max_class_kl > 0, f"data.max_class_kl must be > 0. Got: {self.max_class_kl}")
+        _require(self.range_margin >= 0, f"data.range_margin must be >= 0. Got: {self.range_margin}")
+        if self.value_range is not None:
+            _require(
+                len(self.value_range) == 2 and self.value_range[0] < self.value_range[1],
+                f"data.value_range must be [low, high] with low < high. Got: {self.value_range}",
+            )
+        if self.image_shape is not None:
+            _require(
+                len(self.image_shape) == 3 and all(int(s) > 0 for s in self.image_shape),
+                f"data.image_shape must be [channels, height, width] of positive sizes. Got: {self.image_shape}",
+            )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    family: str = "mlp"
+    activation: str = "relu"
+    beta: float = 1.0
+    hidden: list[int] = field(default_factory=lambda: [64, 32])
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+
+    def __post_init__(self) -> None:
+        _choice("model.family", self.family, MODEL_FAMILIES)
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        _require(self.beta > 0, f"model.beta (the SmeLU half-width) must be > 0. Got: {self.beta}")
+        _require(all(int(w) > 0 for w in self.hidden), f"model.hidden widths must be positive. Got: {self.hidden}")
+        _require(all(int(c) > 0 for c in self.channels), f"model.channels must be positive. Got: {self.channels}")
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    max_epochs: int = 15
+    batch_size: int = 64
+    lr: float = 0.5
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1. Got: {self.max_epochs}")
+        _require(self.batch_size >= 1, f"trainer.batch_size must be >= 1. Got: {self.batch_size}")
+        _require(self.lr > 0, f"trainer.lr must be > 0. Got: {self.lr}")
+        _require(0 <= self.momentum < 1, f"trainer.momentum must satisfy 0 <= momentum < 1. Got: {self.momentum}")
+        _choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """DP-SGD: give either ``noise_multiplier`` or ``target_epsilon`` (with ``target_delta``, default 1/n_train)."""
+
+    enabled: bool = True
+    target_epsilon: float | None = 8.0
+    target_delta: float | None = None
+    noise_multiplier: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+
+    def __post_init__(self) -> None:
+        if not self.enabled:
+            return
+        _choice("dp.accountant", self.accountant, ACCOUNTANTS)
+        _require(self.max_grad_norm > 0, f"dp.max_grad_norm must be > 0. Got: {self.max_grad_norm}")
+        _require(
+            (self.target_epsilon is None) != (self.noise_multiplier is None),
+            "Differential privacy needs exactly one of dp.target_epsilon or dp.noise_multiplier "
+            f"(set the other to null). Got: target_epsilon={self.target_epsilon}, noise_multiplier={self.noise_multiplier}",
+        )
+        if self.target_epsilon is not None:
+            _require(self.target_epsilon > 0, f"dp.target_epsilon must be > 0. Got: {self.target_epsilon}")
+        if self.noise_multiplier is not None:
+            _require(self.noise_multiplier > 0, f"dp.noise_multiplier must be > 0. Got: {self.noise_multiplier}")
+        if self.target_delta is not None:
+            _require(0 < self.target_delta < 1, f"dp.target_delta must satisfy 0 < delta < 1. Got: {self.target_delta}")
+
+    def delta_for(self, n_train: int) -> float:
+        return self.target_delta if self.target_delta is not None else 1.0 / n_train
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    experiment_name: str = "trustops"
+    registered_model_name: str = "trustops-classifier"
+    run_name: str | None = None
+    register: bool = True
+
+    def __post_init__(self) -> None:
+        _require(bool(self.experiment_name.strip()), "tracking.experiment_name must not be empty.")
+        _require(bool(self.registered_model_name.strip()), "tracking.registered_model_name must not be empty.")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    dp: DPSettings = field(default_factory=DPSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+
+    def __post_init__(self) -> None:
+        if self.model.family == "cnn" and self.data.image_shape is None and not self.data.path.endswith(".npz"):
+            raise ConfigError(
+                "model.family=cnn needs images: set data.image_shape=[C,H,W] for a table of pixels, "
+                "use an .npz image file, or choose model.family=mlp."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
+        return cls(
+            data=DataSettings(**values["data"]),
+            model=ModelSettings(**values["model"]),
+            trainer=TrainerSettings(**values["trainer"]),
+            dp=DPSettings(**values["dp"]),
+            tracking=TrackingSettings(**values["tracking"]),
+        )

@@ -1,0 +1,51 @@
+"""The short table a run ends with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from trustops.paths import default_tracking_uri
+from trustops.tracking import is_local_store
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join([line, rule, *body])
+
+
+def ui_hint() -> str:
+    uri = default_tracking_uri()
+    if is_local_store(uri):
+        return "Open the MLflow UI to compare runs:  trustops ui   (then browse http://127.0.0.1:5000)"
+    return f"Compare runs in the MLflow UI at {uri}"
+
+
+def print_training_summary(summaries: Sequence) -> None:
+    headers = ["run", "activation", "dp ε (spent)", "test acc", "ECE", "registered", "mlflow run"]
+    rows = []
+    for s in summaries:
+        registered = f"{s.registration['registered_model']} v{s.registration['version']}" if s.registration.get("version") else "no"
+        rows.append([
+            s.run_name,
+            s.settings.model.activation,
+            s.training.get("dp_epsilon"),
+            s.metrics.get("test_accuracy"),
+            s.metrics.get("test_ece"),
+            registered,
+            s.mlflow_run_id[:12],
+        ])
+    print()
+    print(format_table(headers, rows))
+    print()
+    print(f"Experiment {summaries[0].experiment_name!r} in {summaries[0].tracking_uri}" if summaries else "")
+    print(ui_hint())

@@ -1,0 +1,1 @@
+"""Training: tensors from tables, the Lightning module, and DP-SGD wiring."""

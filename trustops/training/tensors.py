@@ -1,0 +1,37 @@
+"""Tables to tensors, in the model's input layout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import TensorDataset
+
+
+def features_tensor(frame: pd.DataFrame, feature_columns: Sequence[str], input_shape: Sequence[int]) -> torch.Tensor:
+    """shape-(N, *input_shape) float32 tensor of the feature columns."""
+    values = frame[list(feature_columns)].to_numpy(dtype=np.float32)
+    return torch.from_numpy(values).reshape(len(frame), *input_shape)
+
+
+def label_indices(labels: pd.Series, classes: Sequence[Any]) -> torch.Tensor:
+    """Class labels to indices into ``classes``; labels outside ``classes`` map to -1."""
+    position = {label: index for index, label in enumerate(classes)}
+    return torch.tensor([position.get(label, -1) for label in labels.tolist()], dtype=torch.long)
+
+
+def split_dataset(
+    frame: pd.DataFrame,
+    split: str,
+    *,
+    feature_columns: Sequence[str],
+    label_column: str,
+    split_column: str,
+    input_shape: Sequence[int],
+    classes: Sequence[Any],
+) -> TensorDataset:
+    rows = frame[frame[split_column] == split]
+    return TensorDataset(features_tensor(rows, feature_columns, input_shape), label_indices(rows[label_column], classes))
