@@ -12,27 +12,31 @@ from trustops.paths import default_artifact_root, default_tracking_uri, project_
 from trustops.tracking import is_local_store
 
 
-def _train_task(cfg):
+def _train_task(cfg, *, sweep: bool):
     """The Hydra task: one config point -> one pipeline run."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from configs.training import settings_from_config
     from trustops.runs.training import run_training
 
     settings = settings_from_config(cfg)
-    hydra_cfg = HydraConfig.get()
-    point = hydra_cfg.job.override_dirname if hydra_cfg.mode == RunMode.MULTIRUN else None
-    return run_training(settings, OmegaConf.to_yaml(cfg, resolve=True), sweep_point=point or None)
+    point = " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith("hydra"))
+    return run_training(settings, OmegaConf.to_yaml(cfg, resolve=True), sweep_point=point if sweep else None)
 
 
 def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
+    from functools import partial
+
     from trustops.configuration import launch_config
     from trustops.summary import print_training_summary
 
-    summaries = launch_config(_train_task, overrides, multirun=multirun)
-    print_training_summary(summaries)
+    outcome = launch_config(partial(_train_task, sweep=multirun), overrides, multirun=multirun)
+    if outcome.results:
+        print_training_summary(outcome.results)
+    if outcome.errors and len(outcome.errors) + len(outcome.results) > 1:
+        print(f"{len(outcome.errors)} of {len(outcome.errors) + len(outcome.results)} sweep points failed; the first error follows.")
+    outcome.raise_first_error()
     return 0
 
 
@@ -64,7 +68,9 @@ def show_config(overrides: Sequence[str]) -> int:
         settings_from_config(cfg)  # validate, so a bad value is reported here too
         return OmegaConf.to_yaml(cfg, resolve=True)
 
-    print(launch_config(render, overrides)[0], end="")
+    outcome = launch_config(render, overrides)
+    outcome.raise_first_error()
+    print(outcome.results[0], end="")
     return 0
 
 

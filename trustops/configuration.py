@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from trustops.errors import ConfigError
@@ -23,10 +25,28 @@ def hydra_overrides(overrides: Sequence[str]) -> list[str]:
     ]
 
 
-def launch_config(
-    task: Callable[[Any], Any], overrides: Sequence[str], *, multirun: bool = False, config_name: str = "train"
-) -> list[Any]:
-    """Run ``task`` on the composed config (once, or once per sweep point); returns each return value."""
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """What each config point returned, and the errors of the points that failed."""
+
+    results: list[Any]
+    errors: list[Exception]
+
+    def raise_first_error(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+class _JobFailed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def launch_config(task: Callable[[Any], Any], overrides: Sequence[str], *, multirun: bool = False) -> LaunchOutcome:
+    """Run ``task`` on the composed config, once or once per sweep point.
+
+    Every point runs even when another fails; failures come back in ``errors``.
+    """
     from hydra.errors import ConfigCompositionException, OverrideParseException
     from hydra_zen import launch
 
@@ -35,20 +55,30 @@ def launch_config(
     store.add_to_hydra_store(overwrite_ok=True)
     if not multirun:
         _reject_sweeps(overrides)
+
+    def capture_failure(cfg: Any) -> Any:
+        # Hydra would print and re-raise a failed job; trustops reports it as one line instead.
+        try:
+            return task(cfg)
+        except Exception as error:
+            return _JobFailed(error)
+
     try:
-        # Always launched as a multirun (of one job when nothing sweeps): a failed job then
-        # comes back as a value to report, where a single run would print Hydra's traceback.
-        result = launch(
+        batches = launch(
             TrainConf,
-            task,
+            capture_failure,
             overrides=hydra_overrides(overrides),
-            multirun=True,
+            multirun=True,  # a single run is a sweep of one point
             version_base="1.3",
             with_log_configuration=False,
         )
     except (ConfigCompositionException, OverrideParseException) as error:
         raise ConfigError(_explain_override_error(error, overrides)) from error
-    return [_unwrap_job(job) for batch in result for job in batch]
+    values = [job.return_value for batch in batches for job in batch]
+    return LaunchOutcome(
+        results=[v for v in values if not isinstance(v, _JobFailed)],
+        errors=[_readable(v.error) for v in values if isinstance(v, _JobFailed)],
+    )
 
 
 def _reject_sweeps(overrides: Sequence[str]) -> None:
@@ -64,30 +94,32 @@ def _reject_sweeps(overrides: Sequence[str]) -> None:
         raise ConfigError(f"{', '.join(sweeps)} lists several values: add -m (--multirun) to run one pipeline per value.")
 
 
-def _unwrap_job(job: Any) -> Any:
-    import contextlib
-    import io
-
+def _readable(error: Exception) -> Exception:
+    """A settings class's own ConfigError instead of Hydra's instantiation wrapper."""
     from hydra.errors import InstantiationException
 
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            return job.return_value
-    except InstantiationException as error:
-        cause = error.__cause__ or error
-        raise (cause if isinstance(cause, ConfigError) else ConfigError(str(error))) from error
+    if isinstance(error, InstantiationException):
+        cause = error.__cause__
+        return cause if isinstance(cause, ConfigError) else ConfigError(str(error).splitlines()[0])
+    return error
 
 
 def _explain_override_error(error: Exception, overrides: Sequence[str]) -> str:
-    message = str(error).strip()
-    cause = error.__cause__
-    if cause is not None and "not in struct" in str(cause) or "not in struct" in message:
-        key = next((o.split("=", 1)[0].lstrip("+~") for o in overrides if o.split("=", 1)[0] in message), None)
-        where = f" {key!r}" if key else ""
+    chain, cause = [], error
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(chain)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown and ("not in struct" in text or "Key '" in text):
+        key = unknown.group(1)
+        group, _, field = key.rpartition(".")
+        where = f"{group!r} has no field {field!r}" if group else f"{key!r} is neither a config group nor a key"
         return (
-            f"Unknown config key{where}. See the valid keys with `trustops config --show`; "
-            f"groups are data, model, trainer, dp, tracking. ({message.splitlines()[0]})"
+            f"Unknown config key {key!r}: {where}. "
+            "List the valid keys with `trustops config` (groups: data, model, trainer, dp, tracking)."
         )
-    if "Could not find" in message or "Could not load" in message:
-        return f"{message.splitlines()[0]}. See the available options with `trustops config --help`."
-    return f"Invalid override: {message.splitlines()[0]}"
+    if "Could not find" in text or "Could not load" in text:
+        return f"{first_line} Available groups: data, model, trainer, dp, tracking; see `trustops config --help`."
+    return f"Invalid override: {first_line}"

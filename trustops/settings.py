@@ -41,7 +41,7 @@ class DataSettings:
     test_fraction: float = 0.2
     split_seed: int = 0
     min_rows: int = 100
-    max_class_kl: float = 0.1
+    max_class_kl: float = 0.05
     range_margin: float = 0.0
 
     def __post_init__(self) -> None:
@@ -81,7 +81,7 @@ class ModelSettings:
 class TrainerSettings:
     max_epochs: int = 15
     batch_size: int = 64
-    lr: float = 0.5
+    lr: float | None = None  # None: 0.5 with DP-SGD (clipped, noisy gradients want larger steps), 0.1 without
     optimizer: str = "sgd"
     momentum: float = 0.0
     seed: int = 0
@@ -89,7 +89,7 @@ class TrainerSettings:
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1. Got: {self.max_epochs}")
         _require(self.batch_size >= 1, f"trainer.batch_size must be >= 1. Got: {self.batch_size}")
-        _require(self.lr > 0, f"trainer.lr must be > 0. Got: {self.lr}")
+        _require(self.lr is None or self.lr > 0, f"trainer.lr must be > 0 (or null for the default). Got: {self.lr}")
         _require(0 <= self.momentum < 1, f"trainer.momentum must satisfy 0 <= momentum < 1. Got: {self.momentum}")
         _choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
 
@@ -152,6 +152,12 @@ class TrainSettings:
                 "model.family=cnn needs images: set data.image_shape=[C,H,W] for a table of pixels, "
                 "use an .npz image file, or choose model.family=mlp."
             )
+
+    @property
+    def learning_rate(self) -> float:
+        if self.trainer.lr is not None:
+            return self.trainer.lr
+        return 0.5 if self.dp.enabled else 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ from zenml import step
 from trustops.data.loading import load_dataset
 from trustops.lineage import git_commit
 from trustops.paths import project_root
+from trustops.settings import TrainSettings
 from trustops.tracking import flatten, log_batch
 
 
@@ -34,7 +35,7 @@ def load_data(
     )
     mlflow.log_text(resolved_config, "config/resolved.yaml")
     log_batch(
-        params={**flatten(settings), "data.resolved_path": info.path},
+        params={**flatten(settings), "data.resolved_path": info.path, "trainer.effective_lr": TrainSettings.from_dict(settings).learning_rate},
         metrics={f"data_rows_{split}": size for split, size in info.split_sizes.items()},
         tags={
             **run_tags,

@@ -45,8 +45,10 @@ def stratified_split(
         rng.shuffle(members)
         n_val = _share(len(members), val_fraction)
         n_test = _share(len(members), test_fraction)
-        if n_val + n_test >= len(members):  # tiny class: training keeps at least one sample
-            n_val, n_test = min(n_val, max(0, len(members) - 1)), 0
+        # A tiny class keeps at least one training sample: shrink test, then val, to fit.
+        overflow = max(0, n_val + n_test - (len(members) - 1))
+        n_test -= min(n_test, overflow)
+        n_val -= max(0, n_val + n_test - (len(members) - 1))
         assignment[members[:n_val]] = "val"
         assignment[members[n_val : n_val + n_test]] = "test"
         assignment[members[n_val + n_test :]] = "train"

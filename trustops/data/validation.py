@@ -29,7 +29,7 @@ class ValidationRules:
     value_range: tuple[float, float] | None = None
     classes: Sequence[Any] | None = None
     min_rows: int = 100
-    max_class_kl: float = 0.1
+    max_class_kl: float = 0.05
     range_margin: float = 0.0
 
 

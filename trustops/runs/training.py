@@ -85,10 +85,38 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
 
 
 def _explain_failure(error: Exception, run_name: str) -> Exception:
-    """ZenML reports a failed step as a generic error; surface the step's own message."""
-    root_cause = error
-    while root_cause.__cause__ is not None:
-        root_cause = root_cause.__cause__
-    if isinstance(root_cause, TrustopsError):
-        return root_cause
-    return PipelineRunFailed(f"Pipeline run {run_name} failed: {type(root_cause).__name__}: {root_cause}")
+    """ZenML reports a failed step as a generic error; surface the step's own error instead."""
+    step_error = _failed_step_error(run_name)
+    if step_error is not None:
+        return step_error
+    return PipelineRunFailed(f"Pipeline run {run_name} failed: {type(error).__name__}: {error}")
+
+
+def _failed_step_error(run_name: str) -> Exception | None:
+    """Rebuild the exception a failed step raised, from the traceback ZenML stored for it."""
+    import importlib
+
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    try:
+        pipeline_run = Client().get_pipeline_run(run_name)
+    except KeyError:
+        return None
+    for step_name, step_run in pipeline_run.steps.items():
+        info = step_run.exception_info
+        if step_run.status != ExecutionStatus.FAILED or info is None:
+            continue
+        source = info.source or ""
+        marker = f"{source}: " if source else ""
+        at = info.traceback.rfind(marker) if marker else -1
+        message = info.traceback[at + len(marker):].strip() if at >= 0 else info.traceback.strip().splitlines()[-1]
+        module_name, _, class_name = source.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError, ValueError):
+            cls = None
+        if isinstance(cls, type) and issubclass(cls, TrustopsError):
+            return cls(message)
+        return PipelineRunFailed(f"Step {step_name} of pipeline run {run_name} failed: {class_name or 'error'}: {message}")
+    return None

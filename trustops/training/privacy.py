@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import torch
 from opacus import PrivacyEngine
+from opacus.accountants import create_accountant
 from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trustops.errors import ConfigError
 from trustops.settings import DPSettings
 
 
@@ -64,12 +66,49 @@ def make_private(
         noise_generator=generator,
     )
     if settings.target_epsilon is not None:
-        module, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
-            target_epsilon=settings.target_epsilon, target_delta=delta, epochs=epochs, **common
-        )
+        try:
+            module, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
+                target_epsilon=settings.target_epsilon, target_delta=delta, epochs=epochs, **common
+            )
+        except ValueError as error:
+            if "budget is too low" not in str(error):
+                raise
+            raise ConfigError(
+                f"dp.target_epsilon={settings.target_epsilon} cannot be met for {epochs} epoch(s) at batch size "
+                f"{loader.batch_size} on {n_train} samples (delta={delta:.3g}): no noise level is small enough to learn "
+                "and large enough to stay in budget. Raise dp.target_epsilon, or lower trainer.max_epochs or trainer.batch_size."
+            ) from error
     else:
         module, dp_optimizer, dp_loader = engine.make_private(noise_multiplier=settings.noise_multiplier, **common)
+    if settings.target_epsilon is not None:
+        _check_budget_plan(settings, dp_optimizer, dp_loader, epochs=epochs, delta=delta)
     return PrivateTraining(module, dp_optimizer, dp_loader, engine, delta, settings.target_epsilon)
+
+
+def planned_epsilon(accountant: str, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """The epsilon the accountant certifies for ``steps`` Poisson-sampled noisy steps."""
+    plan = create_accountant(accountant)
+    plan.history = [(noise_multiplier, sample_rate, steps)]
+    return float(plan.get_epsilon(delta=delta))
+
+
+def _check_budget_plan(settings: DPSettings, optimizer: DPOptimizer, loader: DataLoader, *, epochs: int, delta: float) -> None:
+    """Refuse to train unless the whole planned run certifiably stays within the target epsilon.
+
+    Opacus calibrates the noise for ``epochs / sample_rate`` steps; the run takes
+    ``len(loader) * epochs``.  Checking the steps actually taken makes "never spends more
+    than the target" hold before training starts, not only after.  A negative epsilon is the
+    RDP conversion breaking down for tiny budgets: it certifies nothing.
+    """
+    steps = len(loader) * epochs
+    sample_rate = 1.0 / len(loader)
+    epsilon = planned_epsilon(settings.accountant, optimizer.noise_multiplier, sample_rate, steps, delta)
+    if not 0.0 <= epsilon <= settings.target_epsilon:
+        raise ConfigError(
+            f"dp.target_epsilon={settings.target_epsilon} cannot be met for {epochs} epoch(s) of {len(loader)} steps "
+            f"(delta={delta:.3g}): the {settings.accountant} accountant certifies epsilon={epsilon:.4g} at noise multiplier "
+            f"{optimizer.noise_multiplier:.4g}. Raise dp.target_epsilon, train fewer epochs, or try dp.accountant=prv."
+        )
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -60,8 +60,8 @@ class _EpochHistory(L.Callback):
 
 def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.trainer.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=settings.trainer.lr)
-    return torch.optim.SGD(model.parameters(), lr=settings.trainer.lr, momentum=settings.trainer.momentum)
+        return torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    return torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.trainer.momentum)
 
 
 def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSettings) -> TrainingResult:

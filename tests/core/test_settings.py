@@ -1,0 +1,49 @@
+"""Bad settings fail on construction with a message naming the key, the value and what is allowed."""
+
+import pytest
+
+from trustops.errors import ConfigError
+from trustops.settings import DataSettings, DPSettings, ModelSettings, TrainerSettings, TrainSettings
+
+BAD = [
+    (lambda: ModelSettings(activation="tanhh"), "model.activation"),
+    (lambda: ModelSettings(family="transformer"), "model.family"),
+    (lambda: ModelSettings(activation="smelu", beta=0), "model.beta"),
+    (lambda: DPSettings(target_epsilon=-1.0), "dp.target_epsilon must be > 0"),
+    (lambda: DPSettings(target_epsilon=0.0), "dp.target_epsilon must be > 0"),
+    (lambda: DPSettings(target_delta=1.0), "dp.target_delta must satisfy 0 < delta < 1"),
+    (lambda: DPSettings(target_delta=0.0), "dp.target_delta"),
+    (lambda: DPSettings(target_epsilon=3.0, noise_multiplier=1.0), "exactly one of"),
+    (lambda: DPSettings(target_epsilon=None, noise_multiplier=None), "exactly one of"),
+    (lambda: DPSettings(max_grad_norm=0), "dp.max_grad_norm"),
+    (lambda: TrainerSettings(lr=0), "trainer.lr"),
+    (lambda: TrainerSettings(max_epochs=0), "trainer.max_epochs"),
+    (lambda: DataSettings(format="xlsx"), "data.format"),
+    (lambda: DataSettings(value_range=[16, 0]), "data.value_range"),
+    (lambda: TrainSettings(model=ModelSettings(family="cnn")), "model.family=cnn needs images"),
+]
+
+
+@pytest.mark.parametrize("build,message", BAD)
+def test_bad_settings_raise_config_error(build, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        build()
+
+
+def test_config_error_is_also_a_value_error():
+    with pytest.raises(ValueError):
+        DPSettings(target_epsilon=-1.0)
+
+
+def test_disabled_dp_ignores_its_budget_fields():
+    assert DPSettings(enabled=False, target_epsilon=-5).enabled is False
+
+
+def test_delta_defaults_to_one_over_n_train():
+    assert DPSettings().delta_for(1000) == pytest.approx(1e-3)
+    assert DPSettings(target_delta=1e-5).delta_for(1000) == 1e-5
+
+
+def test_settings_round_trip_through_plain_dicts():
+    settings = TrainSettings(data=DataSettings(image_shape=[1, 8, 8]), model=ModelSettings(family="cnn", activation="smelu"))
+    assert TrainSettings.from_dict(settings.to_dict()) == settings

@@ -1,0 +1,65 @@
+"""Training is seeded and deterministic, and DP training spends no more than its target epsilon."""
+
+import pytest
+import torch
+
+from trustops.data.digits import digits_frame, pixel_columns
+from trustops.data.loading import DatasetInfo
+from trustops.settings import DataSettings, DPSettings, ModelSettings, TrainerSettings, TrainSettings
+from trustops.training.trainer import train_classifier
+
+INFO = DatasetInfo(
+    path="digits", data_hash="-", dvc_tracked=False, feature_columns=pixel_columns(64), label_column="label",
+    split_column="split", image_shape=[1, 8, 8], classes=list(range(10)), split_sizes={},
+)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return digits_frame()
+
+
+def settings(**overrides) -> TrainSettings:
+    values = dict(
+        data=DataSettings(image_shape=[1, 8, 8]),
+        model=ModelSettings(family="mlp", activation="smelu", hidden=[32, 16]),
+        trainer=TrainerSettings(max_epochs=3),
+        dp=DPSettings(target_epsilon=2.0),
+    )
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+def weights(model) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@pytest.mark.parametrize("dp", [DPSettings(target_epsilon=2.0), DPSettings(enabled=False, target_epsilon=None)], ids=["dp", "no-dp"])
+def test_same_config_and_seed_give_identical_models(frame, dp):
+    first = train_classifier(frame, INFO, settings(dp=dp))
+    second = train_classifier(frame, INFO, settings(dp=dp))
+    assert torch.equal(weights(first.model), weights(second.model))
+    assert first.history == second.history
+
+
+def test_another_seed_gives_another_model(frame):
+    first = train_classifier(frame, INFO, settings())
+    other = train_classifier(frame, INFO, settings(trainer=TrainerSettings(max_epochs=3, seed=1)))
+    assert not torch.equal(weights(first.model), weights(other.model))
+
+
+def test_dp_epsilon_grows_per_epoch_and_stays_within_target(frame):
+    result = train_classifier(frame, INFO, settings(trainer=TrainerSettings(max_epochs=4)))
+    epsilons = [row["dp_epsilon"] for row in result.history]
+    assert len(epsilons) == 4
+    assert all(later > earlier for earlier, later in zip(epsilons, epsilons[1:]))
+    assert epsilons[-1] == pytest.approx(result.dp_epsilon)
+    assert 0 < result.dp_epsilon <= 2.0
+    assert result.dp_delta == pytest.approx(1 / (INFO_TRAIN := 1077), rel=0.01) or 0 < result.dp_delta < 1e-2
+
+
+def test_cnn_trains_and_exposes_the_penultimate_layer(frame):
+    result = train_classifier(frame, INFO, settings(model=ModelSettings(family="cnn", hidden=[16]), dp=DPSettings(enabled=False, target_epsilon=None)))
+    embedding = result.model.embed(torch.zeros(2, 1, 8, 8))
+    assert embedding.shape == (2, 16)
+    assert result.history[-1]["val_accuracy"] > 0.5

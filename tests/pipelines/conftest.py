@@ -1,0 +1,50 @@
+"""An isolated trustops project per test module: its own MLflow store, ZenML store and data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trustops.data.digits import export_digits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Project:
+    root: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ZENML_"))}
+        env.update(TRUSTOPS_PROJECT_ROOT=str(self.root), PYTHONUNBUFFERED="1")
+        return env
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / '.trustops' / 'mlflow.db'}"
+
+    def trustops(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """Run the real CLI in a child process, as a user would."""
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "trustops"), *args],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    root = tmp_path_factory.mktemp("project")
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    export_digits(root / "data" / "digits.parquet")
+    return Project(root)

@@ -1,0 +1,56 @@
+"""Bad input fails before any run is created, with one clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import pytest
+
+from trustops.cli import build_parser, main
+
+BAD_INPUTS = [
+    (["model.activation=tanhh"], "model.activation must be one of relu, smelu, gelu, swish. Got: 'tanhh'"),
+    (["dp.target_epsilon=-1"], "dp.target_epsilon must be > 0. Got: -1"),
+    (["dp.target_delta=1.0"], "dp.target_delta must satisfy 0 < delta < 1. Got: 1.0"),
+    (["model.colour=red"], "Unknown config key 'model.colour'"),
+    (["modle=cnn"], "modle"),
+    (["dp.target_epsilon=1,3"], "add -m"),
+    (["data.path=data/absent.parquet"], "Data file not found"),
+    (["data.label_column=digit"], "Label column 'digit' is not in"),
+]
+
+
+@pytest.fixture
+def isolated(project, monkeypatch):
+    for key, value in project.env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MLFLOW_TRACKING_URI", "ZENML_CONFIG_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    return project
+
+
+@pytest.mark.parametrize("overrides,message", BAD_INPUTS, ids=[o[0] for o, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_error_and_nothing_is_tracked(isolated, capsys, overrides, message):
+    assert main(["train", *overrides, "tracking.experiment_name=preflight"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trustops: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert isolated.client().get_experiment_by_name("preflight") is None  # no run, not even an experiment
+
+
+def test_missing_data_file_suggests_dvc_pull(isolated, capsys):
+    main(["train", "data.path=data/absent.parquet"])
+    assert "dvc pull" in capsys.readouterr().err
+
+
+def test_config_prints_the_resolved_yaml(isolated, capsys):
+    assert main(["config", "model=cnn", "model.activation=smelu", "dp=off"]) == 0
+    out = capsys.readouterr().out
+    assert "family: cnn" in out and "activation: smelu" in out and "enabled: false" in out
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["train"], ["prepare"], ["config"], ["ui"], ["stack"]])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: trustops" in capsys.readouterr().out

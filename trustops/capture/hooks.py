@@ -1,0 +1,237 @@
+"""Forward hooks that capture a model's activations (the Lightning callback is in ``callback``).
+
+Each call of the hooked model's ``forward`` is one step.  The step holds:
+
+* ``penultimate`` (the module of that name; our classifiers expose it), and every module
+  whose qualified name fully matches the ``include`` regex, under its module name;
+* in ``predict`` mode also ``inputs`` (the first positional argument) and ``outputs``
+  (what ``forward`` returned).
+
+The hooks copy each tensor (detach, then copy to CPU) and hand the step to a
+:class:`~trustops.capture.base.CaptureWriter`, which writes it from a background thread.
+
+Examples
+--------
+>>> import tempfile, torch
+>>> from trustops.models.networks import build_classifier
+>>> from trustops.capture import ActivationCapture, open_capture
+>>> model = build_classifier("mlp", (64,), 10).eval()
+>>> folder = tempfile.mkdtemp()
+>>> with ActivationCapture(model, folder, mode="predict") as capture, torch.inference_mode():
+...     _ = model(torch.zeros(4, 64))
+...     _ = model(torch.zeros(2, 64))
+>>> reader = open_capture(folder)
+>>> reader.steps("predict")
+[0, 1]
+>>> reader.read_step("predict", 1).tensors["penultimate"].shape
+torch.Size([2, 32])
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from trustops.capture.base import CaptureWriter, check_mode
+from trustops.capture.errors import CaptureConfigError
+from trustops.capture.store import CaptureStore
+
+BACKENDS = ("native", "smdebug")
+DEFAULT_BACKEND = "native"
+
+
+def make_writer(store: str | CaptureStore, *, backend: str = DEFAULT_BACKEND, **options: Any) -> CaptureWriter:
+    """A writer of the given backend (``native`` or ``smdebug``) for a capture URI or store."""
+    if backend == "native":
+        from trustops.capture.native import NativeWriter
+
+        return NativeWriter(store, **options)
+    if backend == "smdebug":
+        from trustops.capture.smdebug_backend import SmdebugWriter
+
+        return SmdebugWriter(store, **options)
+    raise CaptureConfigError(f"Unknown capture backend {backend!r}. Choose one of: {', '.join(BACKENDS)}.")
+
+
+def _snapshot(tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU copy detached from autograd; the cheapest call that gives one (this is the hot path)."""
+    if tensor.is_cpu:
+        return tensor.detach().clone() if tensor.requires_grad else tensor.clone()
+    return tensor.detach().to("cpu")
+
+
+def _copy(value: Any, name: str, into: dict[str, torch.Tensor]) -> None:
+    if isinstance(value, torch.Tensor):
+        into[name] = _snapshot(value)
+    elif isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            if isinstance(item, torch.Tensor):
+                into[f"{name}.{i}"] = _snapshot(item)
+
+
+class ActivationCapture:
+    """Capture a model's steps into a capture store while attached (a context manager).
+
+    Parameters
+    ----------
+    model
+        Any ``nn.Module``; each call of its ``forward`` is one step.
+    store
+        A capture URI (local folder or ``s3://bucket/prefix``), a store, or a writer.  A
+        writer passed in stays open on exit (its owner closes it); one made here is closed.
+    mode
+        ``"predict"`` (inference) or ``"eval"`` (the validation-time reference).
+    backend
+        ``"native"`` (default, the faster) or ``"smdebug"``; ignored when given a writer.
+    include
+        A regex; modules whose qualified name (``features.1``) fully matches it are captured too.
+    penultimate
+        Name of the representation module (``None`` to skip it).
+    save_inputs, save_outputs
+        Capture the model's inputs/outputs; by default only in ``predict`` mode.
+    writer_options
+        Passed to the writer (``flush_interval``, ``endpoint_url``, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        store: str | CaptureStore | CaptureWriter,
+        *,
+        mode: str = "predict",
+        backend: str = DEFAULT_BACKEND,
+        include: str | None = None,
+        penultimate: str | None = "penultimate",
+        save_inputs: bool | None = None,
+        save_outputs: bool | None = None,
+        **writer_options: Any,
+    ) -> None:
+        self.model = model
+        self.mode = check_mode(mode)
+        self._save_inputs = save_inputs
+        self._save_outputs = save_outputs
+        self.modules = self._select_modules(model, include, penultimate)
+        if isinstance(store, CaptureWriter):
+            self.writer, self._owns_writer = store, False
+        else:
+            if backend == "smdebug":
+                writer_options.setdefault("root_name", model._get_name())
+            self.writer, self._owns_writer = make_writer(store, backend=backend, **writer_options), True
+        self.meta: dict[str, Any] = {}
+        self.last_step: int | None = None
+        self._handles: list[Any] = []
+        self._buffer: dict[str, torch.Tensor] = {}
+        self._inputs, self._outputs = self.save_inputs, self.save_outputs
+
+    @staticmethod
+    def _select_modules(model: nn.Module, include: str | None, penultimate: str | None) -> dict[str, nn.Module]:
+        named = dict(model.named_modules())
+        selected: dict[str, nn.Module] = {}
+        if penultimate is not None:
+            if penultimate not in named or penultimate == "":
+                raise CaptureConfigError(
+                    f"The model has no module {penultimate!r} to capture as the penultimate layer. "
+                    f"Its modules: {', '.join(n for n in named if n) or '(none)'}. Pass penultimate=<name> or None."
+                )
+            selected["penultimate"] = named[penultimate]
+        if include is not None:
+            try:
+                pattern = re.compile(include)
+            except re.error as e:
+                raise CaptureConfigError(f"`include` is not a valid regex ({e}). Got: {include!r}") from None
+            matched = {name: module for name, module in named.items() if name and pattern.fullmatch(name)}
+            if not matched:
+                raise CaptureConfigError(
+                    f"`include`={include!r} matches no module name. The model's modules: {', '.join(n for n in named if n)}."
+                )
+            selected.update(matched)
+        return selected
+
+    @property
+    def save_inputs(self) -> bool:
+        return self.mode == "predict" if self._save_inputs is None else self._save_inputs
+
+    @property
+    def save_outputs(self) -> bool:
+        return self.mode == "predict" if self._save_outputs is None else self._save_outputs
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = check_mode(mode)
+        self._inputs, self._outputs = self.save_inputs, self.save_outputs
+
+    @property
+    def layers(self) -> list[str]:
+        """The layer names each step will hold."""
+        names = list(self.modules)
+        if self.save_inputs:
+            names.insert(0, "inputs")
+        if self.save_outputs:
+            names.append("outputs")
+        return names
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _module_hook(self, name: str):
+        buffer = self._buffer
+
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor):
+                buffer[name] = _snapshot(output)
+            else:
+                _copy(output, name, buffer)
+
+        return hook
+
+    def _root_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        tensors = self._buffer.copy()
+        self._buffer.clear()
+        if self._inputs and args:
+            first = args[0]
+            if isinstance(first, torch.Tensor):
+                tensors["inputs"] = _snapshot(first)
+            else:
+                _copy(first, "inputs", tensors)
+        if self._outputs:
+            if isinstance(output, torch.Tensor):
+                tensors["outputs"] = _snapshot(output)
+            else:
+                _copy(output, "outputs", tensors)
+        self.last_step = self.writer.write_step(self.mode, tensors, self.meta)
+
+    def attach(self) -> ActivationCapture:
+        """Register the hooks (a no-op when attached)."""
+        self._inputs, self._outputs = self.save_inputs, self.save_outputs
+        if not self._handles:
+            for name, module in self.modules.items():
+                self._handles.append(module.register_forward_hook(self._module_hook(name)))
+            self._handles.append(self.model.register_forward_hook(self._root_hook))
+        return self
+
+    def detach(self) -> None:
+        """Remove the hooks; steps already queued are still written."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._buffer.clear()
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Detach, and flush (and close, when owned) the writer."""
+        self.detach()
+        if self._owns_writer:
+            self.writer.close()
+        else:
+            self.writer.flush()
+
+    def __enter__(self) -> ActivationCapture:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ActivationCapture(mode={self.mode!r}, layers={self.layers}, writer={self.writer!r})"
