@@ -1,0 +1,267 @@
+"""AlertManager: deduplication by condition, the durable outbox, crash recovery, channel isolation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustops.alerts import Alert, AlertKind, AlertManager, Channel, ConsoleChannel, InvalidAlertError, Outbox, Severity
+from trustops.errors import ConfigError, DataError
+
+from .conftest import make_alert
+
+
+class ListChannel(Channel):
+    """A working channel that keeps what it receives (the in-process counterpart of a chat room)."""
+
+    def __init__(self, name: str = "list") -> None:
+        self.name = name
+        self.received: list[Alert] = []
+
+    def deliver(self, alert: Alert) -> None:
+        self.received.append(alert)
+
+
+class BrokenChannel(Channel):
+    name = "broken"
+
+    def deliver(self, alert: Alert) -> None:
+        raise RuntimeError("the chat service is on fire")
+
+
+def test_an_ongoing_condition_alerts_once_then_once_on_recovery(tmp_path: Path) -> None:
+    channel = ListChannel()
+    manager = AlertManager(tmp_path, [channel])
+    key = make_alert().key
+    raised = [manager.raise_or_clear(key, active, make_alert).raised for active in (True, True, True, False)]
+
+    assert [len(r) for r in raised] == [1, 0, 0, 1]
+    assert [a.kind for a in channel.received] == [AlertKind.OUT_OF_CONTROL, AlertKind.RECOVERED]
+    recovered = channel.received[1]
+    assert recovered.severity == Severity.INFO and recovered.key == key and recovered.id != channel.received[0].id
+    assert [r.alert for r in manager.outbox.records()] == channel.received
+    assert manager.active_conditions() == {}
+
+
+def test_dedupe_state_persists_between_runs(tmp_path: Path) -> None:
+    key = make_alert().key
+    first_run = AlertManager(tmp_path, [ListChannel()])
+    first_run.raise_or_clear(key, True, make_alert)
+
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["version"] == 1
+    assert state["active"][key]["kind"] == "out_of_control"
+    assert state["active"][key]["alert_id"] == first_run.outbox.records()[0].alert.id
+
+    second_run_channel = ListChannel()
+    second_run = AlertManager(tmp_path, [second_run_channel])
+    assert second_run.raise_or_clear(key, True, make_alert).raised == ()
+    assert second_run.raise_or_clear(key, False, make_alert).raised[0].kind == AlertKind.RECOVERED
+    assert [a.kind for a in second_run_channel.received] == [AlertKind.RECOVERED]
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files behind
+
+
+def test_an_inactive_condition_never_alerts_and_the_factory_is_not_called(tmp_path: Path) -> None:
+    def factory() -> Alert:
+        raise AssertionError("built an alert for a condition that did not change")
+
+    summary = AlertManager(tmp_path, [ListChannel()]).raise_or_clear("m|x|r|", False, factory)
+    assert summary.raised == () and summary.ok
+
+
+# Each example does real fsync'd file I/O: on tmpfs when there is one, as fsync there does not
+# wait for a disk that other jobs keep busy.  2**8 sequences in all, so 50 examples cover plenty.
+_RAM_DISK = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+@settings(max_examples=50)
+@given(st.lists(st.booleans(), max_size=8))
+def test_alerts_follow_exactly_the_changes_of_a_condition(flags: list[bool]) -> None:
+    with tempfile.TemporaryDirectory(dir=_RAM_DISK) as folder:
+        channel = ListChannel()
+        manager = AlertManager(folder, [channel])
+        for active in flags:
+            manager.raise_or_clear(make_alert().key, active, make_alert)
+        changes = sum(1 for before, now in zip([False, *flags], flags) if before != now)
+        kinds = [a.kind for a in channel.received]
+        assert len(kinds) == changes
+        assert kinds == [AlertKind.OUT_OF_CONTROL, AlertKind.RECOVERED] * (changes // 2) + [AlertKind.OUT_OF_CONTROL] * (changes % 2)
+
+
+def test_conditions_are_independent(tmp_path: Path) -> None:
+    channel = ListChannel()
+    manager = AlertManager(tmp_path, [channel])
+    for metric in ("accuracy", "loss", "accuracy"):
+        manager.raise_or_clear(make_alert(metric).key, True, lambda: make_alert(metric))
+    assert [a.metric for a in channel.received] == ["accuracy", "loss"]
+
+
+def test_a_factory_for_another_condition_is_refused(tmp_path: Path) -> None:
+    manager = AlertManager(tmp_path, [ListChannel()])
+    with pytest.raises(InvalidAlertError, match="alert_factory must build an Alert for condition 'other'"):
+        manager.raise_or_clear("other", True, make_alert)
+    assert manager.outbox.records() == [] and manager.active_conditions() == {}
+
+
+def test_send_does_not_deduplicate(tmp_path: Path) -> None:
+    channel = ListChannel()
+    manager = AlertManager(tmp_path, [channel])
+    manager.send(make_alert(kind="adversarial"))
+    manager.send(make_alert(kind="adversarial"))
+    assert len(channel.received) == 2
+
+
+def test_a_raising_channel_does_not_stop_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    before, after = ListChannel("before"), ListChannel("after")
+    manager = AlertManager(tmp_path, [before, BrokenChannel(), after])
+    summary = manager.send(make_alert())
+
+    assert len(before.received) == len(after.received) == 1
+    assert summary.failed_channels == {"broken": "RuntimeError: the chat service is on fire"}
+    assert summary.pending == (before.received[0].id,) and summary.sent == () and summary.exit_code == 1
+    assert "Alert channel 'broken' failed" in caplog.text
+    # The channels that worked are not repeated by the next flush; the broken one is retried.
+    manager.flush()
+    assert len(before.received) == len(after.received) == 1
+
+
+def test_undelivered_alerts_wait_in_the_outbox_and_the_next_run_delivers_them_in_order(tmp_path: Path) -> None:
+    crashed = AlertManager(tmp_path, [BrokenChannel()])
+    alerts = [make_alert(metric) for metric in ("accuracy", "loss", "ece")]
+    for alert in alerts:
+        crashed.raise_or_clear(alert.key, True, lambda alert=alert: alert)
+    del crashed
+
+    lines = (tmp_path / "outbox.jsonl").read_text().splitlines()
+    assert [json.loads(line)["alert"]["id"] for line in lines] == [a.id for a in alerts]
+    assert all(json.loads(line)["channels"] == ["broken"] for line in lines)
+
+    # Run 2: a fresh manager on the same folder, now with a working channel of that name.
+    healed = ListChannel("broken")
+    summary = AlertManager(tmp_path, [healed]).flush()
+    assert healed.received == alerts
+    assert summary.sent == tuple(a.id for a in alerts) and summary.pending == () and summary.ok
+    assert AlertManager(tmp_path, [healed]).flush().sent == ()
+    assert healed.received == alerts  # delivered exactly once
+
+
+CRASHING_RUN = """
+import os, sys
+from trustops.alerts import AlertManager, Channel
+from tests.alerts.conftest import make_alert
+
+class DiesMidDelivery(Channel):
+    name = "list"
+    def deliver(self, alert):
+        os._exit(3)  # the process dies: no cleanup, no exception handling, no atexit
+
+alert = make_alert()
+print(alert.to_json(), flush=True)
+AlertManager(sys.argv[1], [DiesMidDelivery()]).raise_or_clear(alert.key, True, lambda: alert)
+"""
+
+
+def test_a_process_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(tmp_path)], capture_output=True, text=True, cwd=repo, timeout=60
+    )
+    assert run.returncode == 3, run.stderr
+    alert = Alert.from_json(run.stdout)
+
+    channel = ListChannel()
+    next_run = AlertManager(tmp_path, [channel])
+    assert next_run.raise_or_clear(alert.key, True, make_alert).raised == ()  # the condition was recorded
+    assert channel.received == [alert]  # ...and its alert delivered by the next run, once
+    assert next_run.flush().sent == () and channel.received == [alert]
+
+
+def test_a_torn_last_line_is_skipped_and_later_appends_stay_readable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path)
+    first = make_alert("accuracy")
+    outbox.append(first, ["list"])
+    with open(outbox.outbox_path, "a") as file:  # a crash in the middle of a write
+        file.write('{"v": 1, "alert": {"monitor": "cont')
+    second = make_alert("loss")
+    outbox.append(second, ["list"])
+
+    assert [r.alert for r in outbox.records()] == [first, second]
+    assert "Skipping unreadable line 2" in caplog.text
+
+
+def test_compact_drops_only_fully_delivered_alerts(tmp_path: Path) -> None:
+    channel = ListChannel()
+    manager = AlertManager(tmp_path, [channel, BrokenChannel()])
+    manager.send(make_alert("accuracy"))
+    AlertManager(tmp_path, [ListChannel("broken"), channel]).flush()  # the first alert is now done everywhere
+    pending = make_alert("loss")
+    manager.send(pending)
+
+    assert manager.compact() == 1
+    assert [r.alert for r in manager.outbox.records()] == [pending]
+    assert manager.outbox.pending() == [(pending, ("broken",))]
+    assert manager.compact() == 0
+
+
+def test_alerts_owed_to_a_channel_that_is_no_longer_configured_stay_pending(tmp_path: Path) -> None:
+    AlertManager(tmp_path, [BrokenChannel()]).send(make_alert())
+    summary = AlertManager(tmp_path, [ListChannel()]).flush()
+    assert "not configured" in summary.failed_channels["broken"] and len(summary.pending) == 1
+
+
+def test_console_channel_logs_one_line_at_the_severity_level(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="trustops.alerts")
+    manager = AlertManager(tmp_path, [ConsoleChannel()])
+    manager.send(make_alert(message="first line\nsecond line"))
+    manager.send(make_alert(severity="info", kind="recovered"))
+
+    records = [r for r in caplog.records if r.name == "trustops.alerts"]
+    assert [r.levelno for r in records] == [logging.CRITICAL, logging.INFO]
+    assert records[0].getMessage().startswith("ALERT [CRITICAL] out of control: control_charts/accuracy = 0.71")
+    assert all("\n" not in r.getMessage() for r in records)
+
+
+def test_summary_reports_clearly(tmp_path: Path) -> None:
+    summary = AlertManager(tmp_path, [BrokenChannel()]).send(make_alert())
+    assert str(summary) == (
+        "alerts: 1 raised, 0 sent, 1 pending; channel 'broken' failed: RuntimeError: the chat service is on fire; "
+        "pending alerts are kept in the outbox and retried by the next flush()"
+    )
+
+
+def test_an_unreadable_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{")
+    with pytest.raises(DataError, match="alert state file .* is unreadable .* Delete it to start afresh"):
+        AlertManager(tmp_path, []).raise_or_clear("k", True, make_alert)
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        (["console", "pagerduty"], "Unknown alert channel 'pagerduty'; known channels: console, webhook, zenml."),
+        ({"console": {"colour": True}}, "Unknown option(s) ['colour'] for alert channel 'console'; allowed: ['logger_name']."),
+        ({"webhook": {"retry": {"max_retries": -1}}}, "`max_retries` must be an integer >= 0. Got: -1"),
+        ({"webhook": {"retry": {"tries": 3}}}, "Unknown retry option(s) ['tries']"),
+        (["outbox"], "Unknown alert channel 'outbox'"),
+        ("console", "must be a list of channel names, not the string 'console'"),
+    ],
+)
+def test_bad_channel_config_is_a_clear_config_error(tmp_path: Path, channels: object, message: str) -> None:
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        AlertManager.from_config(tmp_path, channels)  # type: ignore[arg-type]
+
+
+def test_channel_names_must_be_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"repeated: \['list'\]"):
+        AlertManager(tmp_path, [ListChannel(), ListChannel()])

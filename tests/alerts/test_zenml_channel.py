@@ -1,0 +1,134 @@
+"""The ZenML alerter channel, with a real ZenML alerter component.
+
+In-process tests build the component directly (no store, no stack).  One test builds a real
+stack in a private ZenML store, in a subprocess so the test session's ZenML state is untouched:
+first without an alerter (the channel skips silently), then with one (the channel posts).
+It takes about 10 s, mostly ZenML creating its SQLite store, so it is also marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from zenml.enums import StackComponentType
+
+from trustops.alerts import AlertManager, DeliveryError, ZenMLAlerterChannel
+
+from .conftest import make_alert
+from .zenml_recording_alerter import FLAVOR_SOURCE, RecordingAlerter, RecordingAlerterConfig, read_posts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alerter(path: Path, *, refuse: bool = False) -> RecordingAlerter:
+    now = datetime.now(timezone.utc)
+    return RecordingAlerter(
+        name="recorder",
+        id=uuid4(),
+        config=RecordingAlerterConfig(path=str(path), refuse=refuse),
+        flavor="trustops_recording",
+        type=StackComponentType.ALERTER,
+        user=None,
+        created=now,
+        updated=now,
+    )
+
+
+def test_posts_the_summary_line_to_the_alerter(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.txt"
+    alert = make_alert()
+    ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts)).deliver(alert)
+    assert read_posts(str(posts)) == [alert.summary()]
+
+
+def test_no_alerter_is_skipped_silently(tmp_path: Path) -> None:
+    manager = AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: None)])
+    summary = manager.send(make_alert())
+    assert summary.ok and len(summary.sent) == 1
+
+
+def test_a_refused_post_stays_pending(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.txt"
+    manager = AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts, refuse=True))])
+    summary = manager.send(make_alert())
+    assert summary.failed_channels["zenml"] == "DeliveryError: ZenML alerter 'recorder' reported that the post did not go through."
+    assert len(summary.pending) == 1
+    assert AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts))]).flush().ok
+    assert len(read_posts(str(posts))) == 2  # one refused, one accepted
+
+
+def test_a_broken_stack_is_a_delivery_error(tmp_path: Path) -> None:
+    def no_store() -> None:
+        raise RuntimeError("could not reach the ZenML server")
+
+    with pytest.raises(DeliveryError, match="Could not read the active ZenML stack's alerter: RuntimeError: could not reach"):
+        ZenMLAlerterChannel(alerter_provider=no_store).deliver(make_alert())
+
+
+def test_zenml_is_not_imported_until_an_alert_is_delivered(tmp_path: Path) -> None:
+    code = "import sys, trustops.alerts as a; a.AlertManager.from_config(sys.argv[1], ['zenml']); print('zenml' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert result.stdout.strip() == "False"
+
+
+STACK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+    from trustops.alerts import ZenMLAlerterChannel
+    from tests.alerts.conftest import make_alert
+
+    posts_path, flavor_source = sys.argv[1], sys.argv[2]
+    channel = ZenMLAlerterChannel()  # the default: Client().active_stack.alerter
+    quiet = make_alert("before")
+    channel.deliver(quiet)  # the default stack has no alerter
+
+    client = Client()
+    client.create_flavor(source=flavor_source, component_type=StackComponentType.ALERTER)
+    client.create_stack_component(
+        name="recorder", flavor="trustops_recording", component_type=StackComponentType.ALERTER,
+        configuration={"path": posts_path},
+    )
+    components = {kind: models[0].id for kind, models in client.active_stack_model.components.items()}
+    components[StackComponentType.ALERTER] = "recorder"
+    client.create_stack(name="with_alerter", components=components)
+    client.activate_stack("with_alerter")
+
+    loud = make_alert("after")
+    channel.deliver(loud)
+    print(json.dumps({"alerter": Client().active_stack.alerter.name, "summary": loud.summary()}))
+    """
+)
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # ~10 s, nearly all of it ZenML creating a fresh store
+def test_the_active_stack_alerter_of_a_real_zenml_store(tmp_path: Path) -> None:
+    script = tmp_path / "stack_check.py"
+    script.write_text(STACK_SCRIPT)
+    posts = tmp_path / "posts.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        ZENML_CONFIG_PATH=str(tmp_path / "zenml-config"),
+        ZENML_ANALYTICS_OPT_IN="false",
+        ZENML_LOGGING_VERBOSITY="ERROR",
+        ZENML_ENABLE_RICH_TRACEBACK="false",
+    )
+    result = subprocess.run(
+        [sys.executable, str(script), str(posts), FLAVOR_SOURCE],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["alerter"] == "recorder"
+    assert read_posts(str(posts)) == [report["summary"]]  # only the alert sent once the stack had an alerter

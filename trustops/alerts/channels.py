@@ -1,0 +1,115 @@
+"""The console and ZenML channels, and the names every channel is configured by.
+
+``console``  one readable line per alert through :mod:`logging`;
+``webhook``  Slack-compatible JSON over HTTP (:class:`~trustops.alerts.webhook.WebhookChannel`);
+``zenml``    the active ZenML stack's alerter, when the stack has one.
+
+The outbox is not in this list: :class:`~trustops.alerts.AlertManager` always writes it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from trustops.alerts.alert import Alert, Severity
+from trustops.alerts.base import Channel
+from trustops.alerts.errors import DeliveryError
+from trustops.alerts.webhook import WebhookChannel
+from trustops.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ALERT_LOGGER = "trustops.alerts"
+_LOG_LEVELS = {Severity.INFO: logging.INFO, Severity.WARNING: logging.WARNING, Severity.CRITICAL: logging.CRITICAL}
+
+
+class ConsoleChannel(Channel):
+    """Log each alert as one line, at the logging level named like its severity.
+
+    Parameters
+    ----------
+    logger_name
+        The logger to write to; handlers and format are the application's business.
+    """
+
+    def __init__(self, *, logger_name: str = ALERT_LOGGER, name: str = "console") -> None:
+        self.name = name
+        self.logger = logging.getLogger(logger_name)
+
+    def deliver(self, alert: Alert) -> None:
+        self.logger.log(_LOG_LEVELS[alert.severity], "ALERT %s", alert.summary())
+
+
+def active_stack_alerter() -> Any | None:
+    """The alerter of the active ZenML stack, or ``None`` when the stack has none."""
+    try:
+        from zenml.client import Client
+    except ImportError as error:
+        raise DeliveryError(f"The 'zenml' alert channel needs ZenML: pip install 'zenml[local]' ({error})") from None
+    return Client().active_stack.alerter
+
+
+class ZenMLAlerterChannel(Channel):
+    """Post each alert's summary line through the active ZenML stack's alerter.
+
+    A stack without an alerter is not an error: the alert is skipped for this channel
+    (it still reaches the outbox and the other channels).  ZenML is imported only when an
+    alert is delivered, so configuring this channel costs nothing at start-up.
+
+    Parameters
+    ----------
+    alerter_provider
+        Returns the alerter to post to, or ``None``; defaults to :func:`active_stack_alerter`.
+    """
+
+    def __init__(self, *, alerter_provider: Callable[[], Any | None] | None = None, name: str = "zenml") -> None:
+        self.name = name
+        self._alerter_provider = alerter_provider or active_stack_alerter
+
+    def deliver(self, alert: Alert) -> None:
+        try:
+            alerter = self._alerter_provider()
+        except DeliveryError:
+            raise
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise DeliveryError(f"Could not read the active ZenML stack's alerter: {reason}") from None
+        if alerter is None:
+            logger.debug("The active ZenML stack has no alerter; alert %s is not posted there.", alert.id)
+            return
+        alerter_name = getattr(alerter, "name", type(alerter).__name__)
+        try:
+            posted = alerter.post(alert.summary())
+        except Exception as error:
+            raise DeliveryError(f"ZenML alerter {alerter_name!r} failed: {type(error).__name__}: {error}") from None
+        if posted is False:  # BaseAlerter.post returns False when the chat service refused
+            raise DeliveryError(f"ZenML alerter {alerter_name!r} reported that the post did not go through.")
+
+
+CHANNELS: dict[str, type[Channel]] = {
+    "console": ConsoleChannel,
+    "webhook": WebhookChannel,
+    "zenml": ZenMLAlerterChannel,
+}
+
+
+def build_channel(name: str, options: Mapping[str, Any] | None = None) -> Channel:
+    """The channel registered as ``name``, built with ``options`` (its keyword arguments).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown channel name or option, listing what is allowed.
+    """
+    if name not in CHANNELS:
+        raise ConfigError(f"Unknown alert channel {name!r}; known channels: {', '.join(sorted(CHANNELS))}.")
+    cls = CHANNELS[name]
+    options = dict(options or {})
+    allowed = [p for p in inspect.signature(cls).parameters if p != "name"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"Unknown option(s) {unknown} for alert channel {name!r}; allowed: {allowed}.")
+    return cls(**options, name=name)

@@ -1,0 +1,233 @@
+"""The alert facade a pipeline step talks to: deduplicate, record, deliver, report.
+
+Every alert is appended (fsync'd) to the outbox *before* any channel sees it, and is
+marked delivered per channel only after that channel accepted it, so a crash or a dead
+webhook delays alerts but never loses them.  Delivery is at-least-once: a crash between
+a channel accepting an alert and the delivery being recorded sends it again next time
+(receivers can dedupe on the alert id the payload carries).
+
+Folder layout (one folder per deployment, shared by its runs)::
+
+    state.json        ongoing conditions (see trustops.alerts.state)
+    outbox.jsonl      every alert and the channels it is owed to (see trustops.alerts.outbox)
+    delivered.jsonl   one line per (alert, channel) delivered
+    .lock             serialises concurrent runs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from trustops.alerts._files import locked
+from trustops.alerts.alert import Alert, AlertKind, Severity, _new_id
+from trustops.alerts.base import Channel
+from trustops.alerts.channels import build_channel
+from trustops.alerts.errors import InvalidAlertError
+from trustops.alerts.outbox import Outbox
+from trustops.alerts.state import ConditionState
+from trustops.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """What one call to :class:`AlertManager` did.
+
+    Attributes
+    ----------
+    raised
+        Alerts this call made and recorded (after deduplication).
+    sent
+        Ids of alerts that reached every channel they were owed to during this call.
+    pending
+        Ids of alerts still owed to some channel after this call, oldest first.
+    failed_channels
+        Channel name → why it failed (never a secret); its alerts stay pending.
+    """
+
+    raised: tuple[Alert, ...] = ()
+    sent: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    failed_channels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing is pending and no channel failed."""
+        return not self.pending and not self.failed_channels
+
+    @property
+    def exit_code(self) -> int:
+        """``0`` when :attr:`ok`, else ``1``: for a CLI or a step that must not look green."""
+        return 0 if self.ok else 1
+
+    def __str__(self) -> str:
+        text = f"alerts: {len(self.raised)} raised, {len(self.sent)} sent, {len(self.pending)} pending"
+        for name, reason in self.failed_channels.items():
+            text += f"; channel {name!r} failed: {reason}"
+        if self.pending:
+            text += "; pending alerts are kept in the outbox and retried by the next flush()"
+        return text
+
+
+class AlertManager:
+    """Deduplicate alerts by condition, record them durably, and deliver them to channels.
+
+    Parameters
+    ----------
+    directory
+        Where the state file and the outbox live (created if missing); keep it across runs.
+    channels
+        Where alerts go, besides the outbox.  Names must be unique.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from trustops.alerts import Alert, AlertManager, ConsoleChannel
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> manager = AlertManager(folder.name, [ConsoleChannel()])
+    >>> def make():
+    ...     return Alert(monitor="control_charts", metric="accuracy", rule="3-sigma", value=0.71, severity="critical")
+    >>> key = make().key
+    >>> [len(manager.raise_or_clear(key, active, make).raised) for active in (True, True, False)]
+    [1, 0, 1]
+    >>> folder.cleanup()
+    """
+
+    def __init__(self, directory: str | Path, channels: Sequence[Channel] = ()) -> None:
+        names = [channel.name for channel in channels]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"Alert channel names must be unique; repeated: {duplicates}.")
+        if Outbox.name in names:
+            raise ConfigError("The outbox is always written; leave 'outbox' out of the alert channels.")
+        self.directory = Path(directory)
+        self.outbox = Outbox(self.directory)
+        self.state = ConditionState(self.directory)
+        self.channels: tuple[Channel, ...] = tuple(channels)
+        self._lock_path = self.directory / LOCK_FILE
+        # Channels that exhausted their retries in this process: later alerts in the same run
+        # wait in the outbox instead of paying the whole backoff again; flush() retries them.
+        self._tripped: dict[str, str] = {}
+
+    @classmethod
+    def from_config(
+        cls, directory: str | Path, channels: Sequence[str] | Mapping[str, Mapping[str, Any] | None] = ("console",)
+    ) -> Self:
+        """Build from channel names, or a mapping of channel name → its options.
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     AlertManager.from_config(folder, {"console": {"logger_name": "ops"}}).channels
+        (ConsoleChannel(name='console'),)
+        """
+        if isinstance(channels, str):
+            raise ConfigError(f"`channels` must be a list of channel names, not the string {channels!r}.")
+        options = dict(channels) if isinstance(channels, Mapping) else {name: None for name in channels}
+        return cls(directory, [build_channel(name, opts) for name, opts in options.items()])
+
+    def __repr__(self) -> str:
+        return f"AlertManager({str(self.directory)!r}, channels={list(self.channels)!r})"
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(channel.name for channel in self.channels)
+
+    def active_conditions(self) -> dict[str, dict[str, Any]]:
+        """Condition key → the alert that opened it, for every condition now active."""
+        with locked(self._lock_path):
+            return self.state.load()
+
+    def raise_or_clear(self, key: str, active: bool, alert_factory: Callable[[], Alert]) -> DeliverySummary:
+        """Report whether the condition ``key`` holds now; alert only when that changes.
+
+        A condition that becomes active sends ``alert_factory()``; one that stops being
+        active sends the same alert turned into a ``recovered`` one (severity ``info``, a
+        new id).  In between, nothing is sent.  ``alert_factory`` is called only on a change
+        and must build an alert whose ``key`` is ``key``.
+        """
+        with locked(self._lock_path):
+            conditions = self.state.load()
+            if bool(active) == (key in conditions):
+                return self._deliver_pending(retry_tripped=False)
+            alert = alert_factory()
+            if not isinstance(alert, Alert) or alert.key != key:
+                got = alert.key if isinstance(alert, Alert) else type(alert).__name__
+                raise InvalidAlertError(f"alert_factory must build an Alert for condition {key!r}. Got: {got!r}")
+            if active:
+                conditions[key] = ConditionState.entry(alert)
+            else:
+                alert = dataclasses.replace(alert, kind=AlertKind.RECOVERED, severity=Severity.INFO, id=_new_id())
+                del conditions[key]
+            # Outbox first: if the run dies before the state is saved, the alert is made again
+            # next run (a duplicate) rather than never sent.
+            self.outbox.append(alert, self.channel_names)
+            self.state.save(conditions)
+            return self._deliver_pending(raised=(alert,), retry_tripped=False)
+
+    def send(self, alert: Alert) -> DeliverySummary:
+        """Record and deliver ``alert`` without deduplication (a one-off event)."""
+        with locked(self._lock_path):
+            self.outbox.append(alert, self.channel_names)
+            return self._deliver_pending(raised=(alert,), retry_tripped=False)
+
+    def flush(self) -> DeliverySummary:
+        """Deliver every pending alert, oldest first, to the channels still owed it.
+
+        Call it at the start or end of each run.  Each channel stops at its first failure,
+        so the order of what it receives is the order the alerts were made.
+        """
+        with locked(self._lock_path):
+            return self._deliver_pending(retry_tripped=True)
+
+    def compact(self) -> int:
+        """Drop fully delivered alerts from the outbox; returns how many were dropped."""
+        with locked(self._lock_path):
+            return self.outbox.compact()
+
+    def _deliver_pending(self, *, raised: tuple[Alert, ...] = (), retry_tripped: bool) -> DeliverySummary:
+        records = self.outbox.records()
+        done = self.outbox.delivered()
+
+        def owed(alert_id: str, channels: tuple[str, ...]) -> bool:
+            return any((alert_id, name) not in done for name in channels)
+
+        pending_before = {r.alert.id for r in records if owed(r.alert.id, r.channels)}
+        failed: dict[str, str] = {}
+        for channel in self.channels:
+            if channel.name in self._tripped and not retry_tripped:
+                failed[channel.name] = f"{self._tripped[channel.name]} (not retried until flush())"
+                continue
+            for record in records:
+                if channel.name not in record.channels or (record.alert.id, channel.name) in done:
+                    continue
+                try:
+                    channel.deliver(record.alert)
+                except Exception as error:  # one broken channel must not silence the others
+                    reason = f"{type(error).__name__}: {error}"
+                    failed[channel.name] = self._tripped[channel.name] = reason
+                    logger.warning(
+                        "Alert channel %r failed; its alerts stay pending in the outbox: %s", channel.name, reason
+                    )
+                    logger.debug("Alert channel %r failure", channel.name, exc_info=True)
+                    break
+                self.outbox.mark_delivered(record.alert.id, channel.name)
+                done.add((record.alert.id, channel.name))
+            else:
+                self._tripped.pop(channel.name, None)
+
+        configured = set(self.channel_names)
+        for record in records:
+            for name in set(record.channels) - configured:
+                if (record.alert.id, name) not in done:
+                    failed.setdefault(name, "not configured in this run; its alerts wait until it is")
+        pending = tuple(r.alert.id for r in records if owed(r.alert.id, r.channels))
+        sent = tuple(r.alert.id for r in records if r.alert.id in pending_before and r.alert.id not in pending)
+        return DeliverySummary(raised=raised, sent=sent, pending=pending, failed_channels=failed)
