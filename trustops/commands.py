@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,8 +80,10 @@ def ui(host: str, port: int) -> int:
         return 0
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--default-artifact-root", default_artifact_root(), "--host", host, "--port", str(port)]
-    print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)")
-    return subprocess.call(command, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    # Become the MLflow process, so Ctrl-C and signals reach the server directly.
+    os.execve(sys.executable, command, {**os.environ, "MLFLOW_TRACKING_URI": uri})
+    return 0  # not reached
 
 
 def stack() -> int:
