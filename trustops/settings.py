@@ -85,6 +85,7 @@ class TrainerSettings:
     optimizer: str = "sgd"
     momentum: float = 0.0
     seed: int = 0
+    data_order_seed: int | None = None  # None: same as seed. Differs alone for reproducibility pairs.
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1. Got: {self.max_epochs}")

@@ -67,8 +67,9 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
 def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSettings) -> TrainingResult:
     """Train on the ``train`` split, validating each epoch on ``val``.
 
-    The same settings and seed give identical weights: everything random (initialisation,
-    batch order or Poisson sampling, DP noise) draws from generators seeded by ``trainer.seed``.
+    The same settings and seed give identical weights: initialisation and DP noise draw from
+    generators seeded by ``trainer.seed``, batch order (or Poisson sampling) from
+    ``trainer.data_order_seed`` (default: the same seed).
     """
     seed = settings.trainer.seed
     L.seed_everything(seed, workers=True, verbose=False)
@@ -95,7 +96,8 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
     )
     model.set_input_statistics(float(train_set.tensors[0].mean()), float(train_set.tensors[0].std().clamp_min(1e-6)))
     optimizer = build_optimizer(model, settings)
-    loader_generator = torch.Generator().manual_seed(seed)
+    data_order_seed = seed if settings.trainer.data_order_seed is None else settings.trainer.data_order_seed
+    loader_generator = torch.Generator().manual_seed(data_order_seed)
     train_loader = DataLoader(train_set, batch_size=settings.trainer.batch_size, shuffle=True, generator=loader_generator)
     val_loader = DataLoader(val_set, batch_size=512)
 

@@ -1,0 +1,1 @@
+"""Trust evaluations that compare models: reproducibility (prediction difference) and robustness."""
