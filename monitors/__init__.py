@@ -5,7 +5,14 @@ Nothing here imports ZenML or MLflow, so every monitor can be used and tested on
 """
 
 from monitors.base import Monitor, MonitorResult
-from monitors.errors import MonitorConfigError, MonitorError, MonitorInputError, UnknownMonitorError
+from monitors.errors import (
+    MonitorConfigError,
+    MonitorDependencyError,
+    MonitorError,
+    MonitorInputError,
+    MonitorNotFittedError,
+    UnknownMonitorError,
+)
 from monitors.registry import available_monitors, get_monitor, register_monitor
 
 __all__ = [
@@ -14,6 +21,8 @@ __all__ = [
     "MonitorError",
     "MonitorConfigError",
     "MonitorInputError",
+    "MonitorDependencyError",
+    "MonitorNotFittedError",
     "UnknownMonitorError",
     "available_monitors",
     "get_monitor",

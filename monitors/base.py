@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class MonitorResult:
@@ -60,3 +62,14 @@ class Monitor(abc.ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+    # Hooks for the contract suite that every registered monitor must pass (tests/monitors).
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        """Constructor keyword arguments giving small, quick, valid monitors."""
+        return [{}]
+
+    @classmethod
+    def _unit_test_data(cls, generator: np.random.Generator) -> tuple[Any, Any]:
+        """A reference to fit and a batch to check, for monitors built from ``_unit_test_params``."""
+        return generator.normal(size=(60, 4)), generator.normal(size=(40, 4))

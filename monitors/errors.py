@@ -24,3 +24,7 @@ class UnknownMonitorError(MonitorError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class MonitorDependencyError(MonitorError, ImportError):
+    """A monitor option needs an optional package that is not installed; the message says how to install it."""

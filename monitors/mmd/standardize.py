@@ -1,0 +1,34 @@
+"""Feature scaling with statistics of the reference, so every activation unit weighs alike in the kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / scale`` per feature, with ``mean`` and ``scale`` learned from the reference.
+
+    Attributes
+    ----------
+    mean, scale
+        Shape-(D,) float64 tensors.  A feature that is constant on the reference gets
+        ``scale = 1`` (it only shifts, so any batch spread on it still shows as a difference).
+    """
+
+    mean: Tensor
+    scale: Tensor
+
+    @classmethod
+    def from_reference(cls, reference: Tensor) -> Standardizer:
+        """Statistics of shape-(N, D) ``reference`` (population standard deviation)."""
+        reference = reference.to(torch.float64)
+        std = reference.std(dim=0, correction=0)
+        return cls(mean=reference.mean(dim=0), scale=torch.where(std > 0, std, torch.ones_like(std)))
+
+    def __call__(self, x: Tensor, *, dtype: torch.dtype = torch.float64) -> Tensor:
+        """Shape-(N, D) ``x`` standardized, computed in float64 and returned as ``dtype``."""
+        return ((x.to(torch.float64) - self.mean) / self.scale).to(dtype)
