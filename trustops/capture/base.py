@@ -4,6 +4,9 @@ The forward hooks hand each step to :meth:`CaptureWriter.write_step`, which only
 the step and queues its (already copied) tensors; a background thread groups queued steps
 of one mode into chunks and hands them to the backend's ``_write_chunk``.  Inference
 therefore never waits on a file system or the network unless the queue is full.
+
+One writer per capture URI and mode at a time: step numbers continue from the last
+committed step when a writer opens, and nothing locks the URI against a second writer.
 """
 
 from __future__ import annotations
@@ -174,6 +177,13 @@ class CaptureWriter(abc.ABC):
 
     def _check_store_backend(self) -> None:
         descriptor = read_descriptor(self.store)
+        if descriptor is None and self.backend != "smdebug":
+            # A trial SageMaker wrote has no descriptor; do not mix another format into it.
+            if next(iter(self.store.list("index/")), None) is not None:
+                raise CaptureConfigError(
+                    f"{self.store.uri} already holds an smdebug trial; a {self.backend!r} writer cannot add to it. "
+                    "Use backend='smdebug' or another URI."
+                )
         if descriptor is not None and descriptor.get("backend") != self.backend:
             raise CaptureConfigError(
                 f"{self.store.uri} already holds a {descriptor.get('backend')!r} capture; "
@@ -223,7 +233,9 @@ class CaptureWriter(abc.ABC):
             self._flush_requested = True
             self._cond.notify_all()
             while self._done < target and self._error is None and self._thread is not None:
-                self._cond.wait()
+                if not self._thread.is_alive():
+                    raise CaptureError(f"The writer thread of {self!r} died; {target - self._done} step(s) were not written.")
+                self._cond.wait(timeout=1.0)
         self._raise_background_error()
 
     def close(self) -> None:

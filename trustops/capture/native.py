@@ -81,6 +81,25 @@ def _torch_dtype(name: str) -> torch.dtype:
 
 def _segments(steps: list[_Pending]) -> Iterator[tuple[str, list[int], list[torch.Tensor]]]:
     """Per layer, runs of consecutive steps whose tensors share dtype and trailing shape."""
+    first = steps[0].tensors
+    if all(item.tensors.keys() == first.keys() for item in steps):
+        # The usual case: every step holds the same layers.  Comprehensions instead of a
+        # per-step loop: this runs on the writer thread and competes for the GIL.
+        step_numbers = [item.step for item in steps]
+        uniform = True
+        columns = {}
+        for name in first:
+            column = [item.tensors[name] for item in steps]
+            head = column[0]
+            key = (head.dtype, head.shape[1:] if head.dim() else None)
+            if any((t.dtype, t.shape[1:] if t.dim() else None) != key for t in column):
+                uniform = False
+                break
+            columns[name] = column
+        if uniform:
+            for name, column in columns.items():
+                yield name, step_numbers, column
+            return
     names = dict.fromkeys(name for item in steps for name in item.tensors)
     for name in names:
         run_key = None
