@@ -7,6 +7,7 @@ Groups and their options (choose with ``group=option``; set fields with ``group.
 - ``trainer``: ``default``, ``smoke`` (one quick epoch, for tests and trying things out)
 - ``dp``:      ``on`` (default: DP-SGD with a target epsilon of 8), ``off``
 - ``tracking``: ``default``
+- ``capture``: ``native`` (default), ``smdebug`` (SageMaker Debugger's trial format), ``off``
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from __future__ import annotations
 from hydra_zen import ZenStore, builds, make_config
 
 from trustops.data.digits import DIGITS_IMAGE_SHAPE, DIGITS_VALUE_RANGE
-from trustops.settings import DataSettings, DPSettings, ModelSettings, TrackingSettings, TrainerSettings, TrainSettings
+from trustops.settings import (
+    CaptureSettings,
+    DataSettings,
+    DPSettings,
+    ModelSettings,
+    TrackingSettings,
+    TrainerSettings,
+    TrainSettings,
+)
 
 store = ZenStore(name="trustops", deferred_to_config=True, deferred_hydra_store=True)
 
@@ -23,6 +32,7 @@ ModelConf = builds(ModelSettings, populate_full_signature=True, hydra_convert="a
 TrainerConf = builds(TrainerSettings, populate_full_signature=True, hydra_convert="all")
 DPConf = builds(DPSettings, populate_full_signature=True, hydra_convert="all")
 TrackingConf = builds(TrackingSettings, populate_full_signature=True, hydra_convert="all")
+CaptureConf = builds(CaptureSettings, populate_full_signature=True, hydra_convert="all")
 
 data_store = store(group="data")
 data_store(
@@ -51,6 +61,11 @@ dp_store(DPConf(enabled=False, target_epsilon=None), name="off")
 
 store(group="tracking")(TrackingConf(registered_model_name="trustops-digits"), name="default")
 
+capture_store = store(group="capture")
+capture_store(CaptureConf(), name="native")
+capture_store(CaptureConf(backend="smdebug"), name="smdebug")
+capture_store(CaptureConf(enabled=False), name="off")
+
 TrainConf = make_config(
     hydra_defaults=[
         "_self_",
@@ -59,12 +74,14 @@ TrainConf = make_config(
         {"trainer": "default"},
         {"dp": "on"},
         {"tracking": "default"},
+        {"capture": "native"},
     ],
     data=None,
     model=None,
     trainer=None,
     dp=None,
     tracking=None,
+    capture=None,
 )
 store(TrainConf, name="train")
 
@@ -79,4 +96,5 @@ def settings_from_config(cfg) -> TrainSettings:
         trainer=instantiate(cfg.trainer),
         dp=instantiate(cfg.dp),
         tracking=instantiate(cfg.tracking),
+        capture=instantiate(cfg.capture),
     )

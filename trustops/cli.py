@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
     train.add_argument("-m", "--multirun", action="store_true", help="sweep: dp.target_epsilon=1,3,8 runs three pipelines")
 
+    detect = commands.add_parser(
+        "detect", help="Attack a registered model with PGD and test for the shift in its penultimate activations (MMD)."
+    )
+    detect.add_argument("overrides", nargs="*", help="e.g. model_version=3 attack.epsilon=1.0 detect.n_tests=50")
+
+    trust = commands.add_parser("trust", help="Trust studies: robustness curves and reproducibility (prediction difference).")
+    studies = trust.add_subparsers(dest="study", required=True, metavar="STUDY")
+    studies.add_parser("robustness", help="Accuracy under PGD against ε for standard, DP and SmeLU models.").add_argument(
+        "overrides", nargs="*", help="e.g. epsilon=0,1,2 variant=standard,smelu trainer.max_epochs=5 attack.steps=20"
+    )
+    studies.add_parser("reproducibility", help="Prediction difference between models trained on different data orders.").add_argument(
+        "overrides", nargs="*", help="e.g. variant=relu,smelu-1 n_pairs=5 trainer.max_epochs=5 dp.enabled=true"
+    )
+
     prepare = commands.add_parser("prepare", help="Export the embedded digits data set (the DVC 'prepare' stage).")
     prepare.add_argument("--out", default="data/digits.parquet", help="output Parquet file (default: %(default)s)")
     prepare.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
@@ -105,6 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     handlers = {
         "run": lambda: commands.main_job(args.overrides),
         "train": lambda: commands.train(args.overrides, multirun=args.multirun),
+        "detect": lambda: commands.detect(args.overrides),
+        "trust": lambda: commands.trust_study(args.study, args.overrides),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
         "config": lambda: commands.show_config(args.overrides),
         "ui": lambda: commands.ui(args.host, args.port),

@@ -48,6 +48,30 @@ def main_job(overrides: Sequence[str]) -> int:
     return train(overrides)
 
 
+def _detect_task(cfg):
+    from configs.adversarial import settings_from_config
+    from trustops.runs.adversarial import run_adversarial
+
+    return run_adversarial(settings_from_config(cfg))
+
+
+def detect(overrides: Sequence[str]) -> int:
+    from configs.adversarial import AdversarialConf
+    from trustops.configuration import launch_config
+    from trustops.summary import print_detection_summary
+
+    outcome = launch_config(_detect_task, overrides, config=AdversarialConf)
+    outcome.raise_first_error()
+    print_detection_summary(outcome.results)
+    return 0
+
+
+def trust_study(study: str, overrides: Sequence[str]) -> int:
+    from trustops.trust.runs import run_reproducibility, run_robustness
+
+    return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
+
+
 def prepare(out: str, *, seed: int) -> int:
     from trustops.data.digits import export_digits
 

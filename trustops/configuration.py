@@ -42,8 +42,10 @@ class _JobFailed:
         self.error = error
 
 
-def launch_config(task: Callable[[Any], Any], overrides: Sequence[str], *, multirun: bool = False) -> LaunchOutcome:
-    """Run ``task`` on the composed config, once or once per sweep point.
+def launch_config(
+    task: Callable[[Any], Any], overrides: Sequence[str], *, multirun: bool = False, config: Any = None
+) -> LaunchOutcome:
+    """Run ``task`` on the composed config (default: training), once or once per sweep point.
 
     Every point runs even when another fails; failures come back in ``errors``.
     """
@@ -53,6 +55,7 @@ def launch_config(task: Callable[[Any], Any], overrides: Sequence[str], *, multi
     from configs.training import TrainConf, store
 
     store.add_to_hydra_store(overwrite_ok=True)
+    config = TrainConf if config is None else config
     if not multirun:
         _reject_sweeps(overrides)
 
@@ -65,7 +68,7 @@ def launch_config(task: Callable[[Any], Any], overrides: Sequence[str], *, multi
 
     try:
         batches = launch(
-            TrainConf,
+            config,
             capture_failure,
             overrides=hydra_overrides(overrides),
             multirun=True,  # a single run is a sweep of one point

@@ -6,6 +6,7 @@ construction, so a bad value fails before any data is read or any run is created
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -127,6 +128,32 @@ class DPSettings:
         return self.target_delta if self.target_delta is not None else 1.0 / n_train
 
 
+CAPTURE_BACKENDS = ("native", "smdebug")
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Penultimate-layer capture during the validation passes: the reference for adversarial detection.
+
+    ``uri`` is a local folder or ``s3://bucket/prefix``; ``None`` means a folder per run under
+    ``.trustops/captures``.  ``include`` is a regex of further module names to capture.
+    """
+
+    enabled: bool = True
+    uri: str | None = None
+    backend: str = "native"
+    include: str | None = None
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("capture.backend", self.backend, CAPTURE_BACKENDS)
+        if self.include is not None:
+            try:
+                re.compile(self.include)
+            except re.error as error:
+                raise ConfigError(f"capture.include must be a regular expression. Got: {self.include!r} ({error})") from None
+
+
 @dataclass(frozen=True)
 class TrackingSettings:
     experiment_name: str = "trustops"
@@ -146,6 +173,7 @@ class TrainSettings:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     dp: DPSettings = field(default_factory=DPSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
 
     def __post_init__(self) -> None:
         if self.model.family == "cnn" and self.data.image_shape is None and not self.data.path.endswith(".npz"):
@@ -171,4 +199,74 @@ class TrainSettings:
             trainer=TrainerSettings(**values["trainer"]),
             dp=DPSettings(**values["dp"]),
             tracking=TrackingSettings(**values["tracking"]),
+            capture=CaptureSettings(**values.get("capture", {})),
+        )
+
+
+NORMS = ("inf", "l2")
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """PGD on a data split; FGSM is ``steps=1``. ``step_size`` null means epsilon / 4."""
+
+    norm: str = "inf"
+    epsilon: float = 2.0
+    step_size: float | None = None
+    steps: int = 10
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        _choice("attack.norm", self.norm, NORMS)
+        _require(self.epsilon > 0, f"attack.epsilon must be > 0. Got: {self.epsilon}")
+        _require(self.step_size is None or self.step_size > 0, f"attack.step_size must be > 0. Got: {self.step_size}")
+        _require(self.steps >= 1, f"attack.steps must be >= 1. Got: {self.steps}")
+        _choice("attack.split", self.split, ("train", "val", "test"))
+
+    @property
+    def effective_step_size(self) -> float:
+        return self.step_size if self.step_size is not None else self.epsilon / 4
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    alpha: float = 0.05
+    n_permutations: int = 100
+    n_tests: int = 100
+    n_samples: int = 100
+    class_matching: bool = True
+    top_k: int = 10
+    seed: int = 0
+    layer_table_epsilons: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+
+    def __post_init__(self) -> None:
+        _require(0 < self.alpha < 1, f"detect.alpha must satisfy 0 < alpha < 1. Got: {self.alpha}")
+        _require(self.n_permutations >= 1, f"detect.n_permutations must be >= 1. Got: {self.n_permutations}")
+        _require(self.n_tests >= 1, f"detect.n_tests must be >= 1. Got: {self.n_tests}")
+        _require(self.n_samples >= 2, f"detect.n_samples must be >= 2. Got: {self.n_samples}")
+        _require(self.top_k >= 1, f"detect.top_k must be >= 1. Got: {self.top_k}")
+        _require(all(e > 0 for e in self.layer_table_epsilons), f"detect.layer_table_epsilons must be > 0. Got: {self.layer_table_epsilons}")
+
+
+@dataclass(frozen=True)
+class AdversarialSettings:
+    """Attack a registered model and test whether its penultimate layer gives the attack away."""
+
+    model_name: str = "trustops-digits"
+    model_version: str = "latest"
+    experiment_name: str = "trustops-adversarial"
+    attack: AttackSettings = field(default_factory=AttackSettings)
+    detect: DetectSettings = field(default_factory=DetectSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AdversarialSettings:
+        return cls(
+            model_name=values["model_name"],
+            model_version=str(values["model_version"]),
+            experiment_name=values["experiment_name"],
+            attack=AttackSettings(**values["attack"]),
+            detect=DetectSettings(**values["detect"]),
         )

@@ -28,6 +28,7 @@ def configure_zenml_environment(root: Path | None = None) -> None:
     os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def ensure_stack(tracking_uri: str, root: Path | None = None) -> str:

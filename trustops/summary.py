@@ -49,3 +49,15 @@ def print_training_summary(summaries: Sequence) -> None:
     print()
     print(f"Experiment {summaries[0].experiment_name!r} in {summaries[0].tracking_uri}" if summaries else "")
     print(ui_hint())
+
+
+def print_detection_summary(summaries: Sequence) -> None:
+    headers = ["run", "model", "PGD ε", "attack success", "adv acc", "detection rate", "baseline rate", "p-value"]
+    rows = [[s.run_name, s.model, s.settings.attack.epsilon, s.attack["attack_success_rate"], s.attack["adversarial_accuracy"],
+             s.detection["detection_rate"], s.detection["baseline_detection_rate"], s.detection["p_value"]] for s in summaries]
+    print()
+    print(format_table(headers, rows))
+    print()
+    print("Detection rate: share of 100-vs-100 MMD tests (adversarial batch vs reference) that reject at alpha;")
+    print("baseline rate: the same on held-out clean validation data (should sit near alpha).")
+    print(ui_hint())

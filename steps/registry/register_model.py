@@ -36,11 +36,16 @@ def register_model(
         "data_hash": info.data_hash,
         "test_accuracy": f"{evaluation['test_accuracy']:.4f}",
     }
+    if training_summary.get("capture_uri"):
+        tags.update(capture_uri=training_summary["capture_uri"], capture_backend=training_summary["capture_backend"])
     model_info = mlflow.pytorch.log_model(
         model,
         name="model",
         signature=infer_signature(example.numpy(), logits.numpy()),
         input_example=example.numpy(),
+        # Pickle, not MLflow 3's default torch.export graph: capture and detection need the
+        # model's named submodules (penultimate, head), which an exported graph does not keep.
+        serialization_format="pickle",
         # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "trustops"],
     )

@@ -19,6 +19,10 @@ def train_model(
     result = train_classifier(dataset, DatasetInfo.from_dict(dataset_info), TrainSettings.from_dict(settings))
     log_history(result.history)
     summary: dict[str, Any] = {"epochs": len(result.history), "dp": result.dp_epsilon is not None}
+    capture = settings["capture"]
+    if capture["enabled"] and capture["uri"]:
+        summary.update(capture_uri=capture["uri"], capture_backend=capture["backend"])
+        log_batch(tags={"capture_uri": capture["uri"], "capture_backend": capture["backend"]})
     if result.dp_epsilon is not None:
         summary.update(dp_epsilon=result.dp_epsilon, dp_delta=result.dp_delta, dp_noise_multiplier=result.noise_multiplier)
         log_batch(

@@ -81,3 +81,15 @@ def test_reproducibility_pair_reports_both_pd_forms(frame):
     table = summarize(results)
     assert list(table["variant"]) == ["smelu(beta=1)"] and table.loc[0, "pairs"] == 2
     assert table.loc[0, "relative_pd_std"] > 0
+
+
+def test_a_dp_trained_model_can_be_attacked(frame):
+    """Opacus's per-sample-gradient hooks must not survive training (they break any later backward pass)."""
+    from trustops.attacks import pgd_attack
+
+    model = train_classifier(frame, INFO, settings(trainer=TrainerSettings(max_epochs=1))).model
+    x = torch.from_numpy(frame.filter(like="pixel_").head(8).to_numpy("float32")).reshape(8, 1, 8, 8)
+    y = torch.from_numpy(frame["label"].head(8).to_numpy())
+    adversarial = pgd_attack(model, x, y, norm="inf", epsilon=1.0, step_size=0.25, steps=3, clamp=(0.0, 16.0))
+    assert adversarial.shape == x.shape and not torch.equal(adversarial, x)
+    assert not any(hasattr(p, "grad_sample") for p in model.parameters())

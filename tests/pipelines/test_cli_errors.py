@@ -48,7 +48,10 @@ def test_config_prints_the_resolved_yaml(isolated, capsys):
     assert "family: cnn" in out and "activation: smelu" in out and "enabled: false" in out
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["train"], ["prepare"], ["config"], ["ui"], ["stack"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["prepare"], ["config"], ["ui"], ["stack"]],
+)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])

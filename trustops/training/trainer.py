@@ -58,6 +58,30 @@ class _EpochHistory(L.Callback):
             self.rows.append({"epoch": trainer.current_epoch, **metrics})
 
 
+def _build(settings: TrainSettings, info: DatasetInfo) -> Classifier:
+    return build_classifier(
+        settings.model.family,
+        info.input_shape,
+        len(info.classes),
+        hidden=settings.model.hidden,
+        channels=settings.model.channels,
+        activation=settings.model.activation,
+        beta=settings.model.beta,
+    )
+
+
+def _fresh_copy(trained: nn.Module, settings: TrainSettings, info: DatasetInfo) -> Classifier:
+    """The trained weights in a newly built network, in eval mode.
+
+    After DP training the module still carries Opacus's per-sample-gradient hooks and
+    buffers; any later backward pass (a PGD attack) would trip over them, and pickling
+    would carry them into the registry.
+    """
+    clean = _build(settings, info)
+    clean.load_state_dict(trained.state_dict())
+    return clean.eval()
+
+
 def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.trainer.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
@@ -85,15 +109,7 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
     if len(train_set) == 0 or len(val_set) == 0:
         raise DataError(f"Training needs non-empty train and val splits. Got sizes {info.split_sizes}.")
 
-    model = build_classifier(
-        settings.model.family,
-        info.input_shape,
-        len(info.classes),
-        hidden=settings.model.hidden,
-        channels=settings.model.channels,
-        activation=settings.model.activation,
-        beta=settings.model.beta,
-    )
+    model = _build(settings, info)
     model.set_input_statistics(float(train_set.tensors[0].mean()), float(train_set.tensors[0].std().clamp_min(1e-6)))
     optimizer = build_optimizer(model, settings)
     data_order_seed = seed if settings.trainer.data_order_seed is None else settings.trainer.data_order_seed
@@ -120,13 +136,23 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
         logging.getLogger(name).setLevel(logging.WARNING)
     module = ClassifierModule(model, optimizer, privacy=privacy)
     history = _EpochHistory()
+    callbacks: list[L.Callback] = [history]
+    if settings.capture.enabled and settings.capture.uri:
+        from trustops.capture.callback import ActivationCaptureCallback
+
+        writer_options = {"endpoint_url": settings.capture.endpoint_url} if settings.capture.endpoint_url else {}
+        callbacks.append(
+            ActivationCaptureCallback(
+                settings.capture.uri, backend=settings.capture.backend, include=settings.capture.include, **writer_options
+            )
+        )
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
         max_epochs=settings.trainer.max_epochs,
         deterministic=True,
         logger=False,
-        callbacks=[history],
+        callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -140,9 +166,7 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
         warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
 
-    plain = unwrap(model)
-    plain.eval()
-    result = TrainingResult(model=plain, history=history.rows)
+    result = TrainingResult(model=_fresh_copy(unwrap(model), settings, info), history=history.rows)
     if privacy is not None:
         result.dp_epsilon = privacy.epsilon()
         result.dp_delta = privacy.delta

@@ -1,0 +1,80 @@
+"""Step: the LADIS evaluation on captured activations, with its tables and figures."""
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from zenml import step
+
+from trustops.attacks import pgd_attack
+from trustops.capture import open_capture
+from trustops.detection.ladis import DetectionSettingsView, layer_table, run_detection
+from trustops.detection.layers import layer_activations
+from trustops.detection.plots import embedding_figure, layer_table_figure, suspicious_inputs_figure
+from trustops.registry import RegisteredModel
+from trustops.settings import AttackSettings, DetectSettings
+from trustops.tracking import log_batch
+from steps.adversarial.attack_split import load_split
+
+
+@step(enable_cache=False)
+def detect_adversarial(
+    model: nn.Module,
+    model_info: dict[str, Any],
+    captured_steps: dict[str, list[int]],
+    clean_inputs: np.ndarray,
+    adversarial_inputs: np.ndarray,
+    labels: np.ndarray,
+    attack: dict[str, Any],
+    detect: dict[str, Any],
+) -> Annotated[dict[str, float], "detection"]:
+    import mlflow
+
+    settings = DetectSettings(**detect)
+    view = DetectionSettingsView(alpha=settings.alpha, n_permutations=settings.n_permutations, n_tests=settings.n_tests,
+                                 n_samples=settings.n_samples, class_matching=settings.class_matching,
+                                 top_k=settings.top_k, seed=settings.seed)
+    reader = open_capture(model_info["tags"]["capture_uri"])
+    reference = reader.load("eval", "penultimate", where=reader.last_pass("eval"))
+    clean = reader.read_step("predict", captured_steps["clean"][0], layers=["penultimate"]).tensors["penultimate"]
+    adversarial = reader.read_step("predict", captured_steps["adversarial"][0], layers=["penultimate"]).tensors["penultimate"]
+
+    with torch.no_grad():
+        report = run_detection(reference.float(), clean.float(), adversarial.float(),
+                               classify=lambda z: model.head(z).argmax(1), settings=view)
+    log_batch(metrics=report.metrics, params={f"detect.{k}": v for k, v in detect.items()})
+
+    # The layer table: every capturable layer, clean and PGD at several epsilons.
+    attack_settings = AttackSettings(**attack)
+    validation, _, clamp = load_split(RegisteredModel.from_dict(model_info), "val")
+    clean_tensor, label_tensor = torch.from_numpy(clean_inputs), torch.from_numpy(labels)
+    batches = {"clean": layer_activations(model, clean_tensor)}
+    for epsilon in settings.layer_table_epsilons:
+        attacked = pgd_attack(model, clean_tensor, label_tensor, norm=attack_settings.norm, epsilon=epsilon,
+                              step_size=epsilon / 4, steps=attack_settings.steps, clamp=clamp)
+        batches[f"pgd eps={epsilon:g}"] = layer_activations(model, attacked)
+    table = layer_table(layer_activations(model, validation), batches, settings=view)
+    log_batch(metrics={f"layer_detection_rate.{layer}.{batch.replace(' ', '_').replace('=', '')}": value
+                       for layer, row in table.iterrows() for batch, value in row.items()})
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        report.top_k.to_csv(folder / "top_k_suspicious.csv", index=False)
+        table.to_csv(folder / "layer_table.csv")
+        mlflow.log_artifact(str(folder / "top_k_suspicious.csv"), "detection")
+        mlflow.log_artifact(str(folder / "layer_table.csv"), "detection")
+    figures = {
+        "detection/embedding_pca.png": embedding_figure(report.reference, report.adversarial),
+        "detection/layer_table.png": layer_table_figure(table),
+        "detection/top_k_suspicious.png": suspicious_inputs_figure(
+            torch.from_numpy(adversarial_inputs)[report.top_k["index"].to_numpy()],
+            report.top_k["predicted_class"].tolist(), report.top_k["score"].tolist()),
+    }
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, name)
+        plt.close(figure)
+    return report.metrics

@@ -1,0 +1,44 @@
+"""`trustops detect` on a freshly trained model: attack, inference capture, MMD detection, all in MLflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from trustops.capture import open_capture
+
+pytestmark = pytest.mark.e2e
+
+
+def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
+    trained = project.trustops("train", "trainer.max_epochs=6", "dp=off",
+                               "tracking.experiment_name=e2e-detect-train", "tracking.registered_model_name=e2e-detect")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = project.trustops("detect", "model_name=e2e-detect", "experiment_name=e2e-detect",
+                              "detect.n_tests=40", "detect.layer_table_epsilons=[2.0]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "detection rate" in result.stdout
+
+    client = project.client()
+    (run,) = client.search_runs([client.get_experiment_by_name("e2e-detect").experiment_id])
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert metrics["detection_rate"] > 0.8 and metrics["baseline_detection_rate"] < 0.2
+    assert metrics["attack_success_rate"] > 0.3 and metrics["adversarial_accuracy"] < metrics["clean_accuracy"]
+    assert "layer_detection_rate.penultimate.pgd_eps2" in metrics
+    assert run.data.tags["model_version"] == "e2e-detect/1"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "detection")}
+    assert {"detection/top_k_suspicious.csv", "detection/layer_table.csv", "detection/embedding_pca.png",
+            "detection/layer_table.png", "detection/top_k_suspicious.png"} <= artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "attack")} == {"attack/attack_examples.png"}
+
+    reader = open_capture(run.data.tags["capture_uri"])
+    assert len(reader.steps("eval")) >= 6  # one validation pass per epoch: the reference
+    assert len(reader.steps("predict")) == 2  # the clean and the adversarial batch
+    assert {"penultimate"} <= set(reader.layers("predict"))
+
+
+def test_detect_on_an_unknown_model_fails_before_any_run(project):
+    result = project.trustops("detect", "model_name=no-such-model", "experiment_name=e2e-detect-missing")
+    assert result.returncode == 2
+    assert "no-such-model" in result.stderr and "Traceback" not in result.stderr
+    assert project.client().get_experiment_by_name("e2e-detect-missing") is None

@@ -1,0 +1,1 @@
+"""Latent-space adversarial detection (LADIS): MMD tests on captured activations."""

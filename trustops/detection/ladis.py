@@ -1,0 +1,130 @@
+"""The LADIS evaluation: detection rates, the false-positive baseline, suspicious samples, the layer table.
+
+Following the SageMaker Model Monitor + Debugger write-up: the reference is the model's
+penultimate activations on the validation data (captured during training); a batch is
+flagged when an MMD two-sample test rejects; the *detection rate* is the fraction of
+``n_tests`` repeated ``n_samples``-vs-``n_samples`` tests that reject.  The *baseline rate*
+runs the same procedure on clean data the reference did not contain (half of the captured
+validation rows are held out for it), and should sit near alpha.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from monitors.errors import MonitorInputError
+from monitors.mmd_adversarial import MMDAdversarialMonitor
+
+
+@dataclass(frozen=True)
+class DetectionSettingsView:
+    alpha: float
+    n_permutations: int
+    n_tests: int
+    n_samples: int
+    class_matching: bool
+    top_k: int
+    seed: int
+
+
+@dataclass
+class DetectionReport:
+    metrics: dict[str, float]
+    top_k: pd.DataFrame  # index, predicted class, score of the most suspicious batch samples
+    reference: torch.Tensor
+    adversarial: torch.Tensor
+
+
+def split_reference(reference: torch.Tensor, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded halves of the reference rows: one to fit, one held out for the baseline rate."""
+    order = torch.randperm(len(reference), generator=torch.Generator().manual_seed(seed))
+    half = len(reference) // 2
+    return order[:half], order[half:]
+
+
+def build_monitor(settings: DetectionSettingsView) -> MMDAdversarialMonitor:
+    return MMDAdversarialMonitor(
+        alpha=settings.alpha, n_permutations=settings.n_permutations, class_matching=settings.class_matching, seed=settings.seed
+    )
+
+
+def run_detection(
+    reference: torch.Tensor,
+    clean: torch.Tensor,
+    adversarial: torch.Tensor,
+    *,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    settings: DetectionSettingsView,
+) -> DetectionReport:
+    """Detection and baseline rates at the penultimate layer, plus per-sample scores.
+
+    ``classify`` maps penultimate activations to predicted classes (the model's head), so
+    reference draws can match each batch's class mix.  Where the reference holds too few
+    rows of a class the batch predicts often (PGD tends to push inputs into a few classes),
+    that batch is tested against unmatched draws instead, and ``class_matched_<batch>`` is 0.
+    """
+    fit_rows, held_out_rows = split_reference(reference, seed=settings.seed)
+    predictions = classify(reference)
+    matched = build_monitor(settings).fit(reference[fit_rows], predictions=predictions[fit_rows])
+    unmatched = build_monitor(DetectionSettingsView(**{**settings.__dict__, "class_matching": False})).fit(reference[fit_rows])
+    metrics: dict[str, float] = {}
+
+    def rate(name: str, batch: torch.Tensor, batch_predictions: torch.Tensor):
+        kwargs = dict(n_tests=settings.n_tests, n_samples=settings.n_samples)
+        if settings.class_matching:
+            try:
+                result = matched.detection_rate(batch, predictions=batch_predictions, **kwargs)
+                metrics[f"class_matched_{name}"] = 1.0
+                return result
+            except MonitorInputError:
+                metrics[f"class_matched_{name}"] = 0.0
+        return unmatched.detection_rate(batch, **kwargs)
+
+    adversarial_predictions = classify(adversarial)
+    adversarial_rate = rate("adversarial", adversarial, adversarial_predictions)
+    clean_rate = rate("clean", clean, classify(clean))
+    baseline = rate("baseline", reference[held_out_rows], predictions[held_out_rows])
+    single = unmatched.check(adversarial)
+    top = unmatched.top_k(adversarial, k=settings.top_k)
+    metrics.update({
+        "detection_rate": adversarial_rate.rate,
+        "detection_rate_ci_low": adversarial_rate.confidence_interval[0],
+        "detection_rate_ci_high": adversarial_rate.confidence_interval[1],
+        "baseline_detection_rate": baseline.rate,
+        "baseline_detection_rate_ci_high": baseline.confidence_interval[1],
+        "clean_detection_rate": clean_rate.rate,
+        "mmd2": float(single.details.get("mmd2", single.score)),
+        "p_value": float(single.details["p_value"]),
+        "adversarial_batch_flagged": float(single.alarm),
+    })
+    table = pd.DataFrame(
+        [(index, int(adversarial_predictions[index]), score) for index, _, score in top],
+        columns=["index", "predicted_class", "score"],
+    )
+    return DetectionReport(metrics=metrics, top_k=table, reference=reference[fit_rows], adversarial=adversarial)
+
+
+def layer_table(
+    reference_layers: Mapping[str, torch.Tensor],
+    batches: Mapping[str, Mapping[str, torch.Tensor]],
+    *,
+    settings: DetectionSettingsView,
+) -> pd.DataFrame:
+    """Detection rate at every layer for every named batch (e.g. ``clean``, ``pgd eps=1``).
+
+    Class matching is off here: it needs predictions at each layer's own resolution, and the
+    table compares layers on equal terms.
+    """
+    rows = []
+    unmatched = DetectionSettingsView(**{**settings.__dict__, "class_matching": False})
+    for layer, reference in reference_layers.items():
+        fit_rows, _ = split_reference(reference, seed=settings.seed)
+        monitor = build_monitor(unmatched).fit(reference[fit_rows])
+        for batch_name, layers in batches.items():
+            rate = monitor.detection_rate(layers[layer], n_tests=settings.n_tests, n_samples=settings.n_samples)
+            rows.append({"layer": layer, "batch": batch_name, "detection_rate": rate.rate})
+    return pd.DataFrame(rows).pivot(index="layer", columns="batch", values="detection_rate").reindex(list(reference_layers))

@@ -1,0 +1,510 @@
+"""The trust studies as tracked jobs: a hydra-zen multirun, one MLflow run per point, and a summary run.
+
+- :func:`run_robustness`: accuracy under PGD against ε for several model variants (experiment
+  ``trustops-robustness``): one run per (variant, ε) point, tagged ``trustops_job=robustness``,
+  then a ``robustness_summary`` run with the curves (PNG) and the table (CSV).
+- :func:`run_reproducibility`: prediction difference between models trained on different data
+  orders (experiment ``trustops-reproducibility``): one run per activation variant, tagged
+  ``trustops_job=reproducibility``, then a ``reproducibility_summary`` run with a bar plot and CSV.
+
+Every run of one invocation carries the same ``trustops_sweep`` tag.  Each trained model is
+cached for the length of one invocation, so the ε points of a variant attack the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trustops.errors import ConfigError, DataError
+
+ROBUSTNESS_COLUMNS = ("variant", "activation", "beta", "dp", "epsilon", "clean_accuracy", "adversarial_accuracy", "attack_success_rate")
+REPRODUCIBILITY_COLUMNS = ("variant", "pairs", "relative_pd_mean", "relative_pd_std", "tv_pd_mean", "tv_pd_std", "accuracy_mean")
+
+
+class MissingDataError(ConfigError, DataError):
+    """The study's data file does not exist (catch as either a config or a data problem)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# A generic hydra-zen multirun (trustops.configuration.launch_config is bound to the training config).
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    results: list[Any]
+    errors: list[Exception]
+    overrides: list[str]
+
+
+class _JobFailed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def launch_study(
+    config: Any,
+    task: Callable[[Any], Any],
+    overrides: Sequence[str],
+    *,
+    default_sweep: Mapping[str, Sequence[Any]],
+    check: Callable[[Any], Any] | None = None,
+) -> StudyOutcome:
+    """Run ``task`` once per sweep point of ``config``; keys of ``default_sweep`` the user did not set are swept over its values.
+
+    With ``check``, every point is first composed and checked (no training, nothing logged), and
+    the first point's error is raised: a bad value anywhere in the sweep fails before any run.
+    Otherwise every point runs even when another fails; failures come back in ``errors``.
+    """
+    overrides = [*overrides, *_default_sweep_overrides(overrides, default_sweep)]
+    if check is not None:
+        checked = _launch(config, check, overrides)
+        if checked.errors:
+            total = len(checked.errors) + len(checked.results)
+            if total > 1:
+                print(f"{len(checked.errors)} of {total} sweep points are invalid; nothing was run. The first error follows.")
+            raise checked.errors[0]
+    return _launch(config, task, overrides)
+
+
+def _launch(config: Any, task: Callable[[Any], Any], overrides: list[str]) -> StudyOutcome:
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+    from hydra_zen import launch
+
+    from trustops.configuration import hydra_overrides
+
+    def capture_failure(cfg: Any) -> Any:
+        try:
+            return task(cfg)
+        except Exception as error:  # reported per point, as one line, instead of Hydra's traceback
+            return _JobFailed(error)
+
+    try:
+        batches = launch(
+            config, capture_failure, overrides=hydra_overrides(overrides), multirun=True,
+            version_base="1.3", with_log_configuration=False,
+        )  # fmt: skip
+    except (ConfigCompositionException, OverrideParseException) as error:
+        raise ConfigError(_explain_override_error(error, config)) from error
+    values = [job.return_value for batch in batches for job in batch]
+    return StudyOutcome(
+        results=[v for v in values if not isinstance(v, _JobFailed)],
+        errors=[_readable(v.error) for v in values if isinstance(v, _JobFailed)],
+        overrides=overrides,
+    )
+
+
+def _default_sweep_overrides(overrides: Sequence[str], default_sweep: Mapping[str, Sequence[Any]]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as error:
+        raise ConfigError(f"Invalid override: {str(error).splitlines()[0]}") from error
+    given = {o.key_or_group for o in parsed}
+    return [f"{key}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+            for key, values in default_sweep.items() if key not in given]  # fmt: skip
+
+
+def _readable(error: Exception) -> Exception:
+    from hydra.errors import InstantiationException
+
+    if isinstance(error, InstantiationException):
+        cause = error.__cause__
+        return cause if isinstance(cause, ConfigError) else ConfigError(str(error).splitlines()[0])
+    return error
+
+
+def _explain_override_error(error: Exception, config: Any) -> str:
+    chain, cause = [], error
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(chain)
+    keys = ", ".join(f.name for f in dataclasses.fields(config))
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown:
+        return f"Unknown config key {unknown.group(1)!r}. Valid keys: {keys} (and their fields, e.g. trainer.max_epochs)."
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"Invalid override: {first_line} Valid keys: {keys}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and models, shared by the points of one invocation.
+
+_DATA: dict[tuple[str, str], tuple[pd.DataFrame, Any]] = {}
+_MODELS: dict[str, Any] = {}
+
+
+def _data_path(data) -> Path:
+    from trustops.paths import project_root
+
+    path = Path(data.path)
+    path = path if path.is_absolute() else project_root() / path
+    if not path.is_file():
+        raise MissingDataError(
+            f"Data file not found: {path}. Run `trustops prepare` to export the default digits data "
+            "(or `dvc pull` to fetch it from the DVC remote)."
+        )
+    return path
+
+
+def _load_data(data) -> tuple[pd.DataFrame, Any]:
+    from trustops.data.loading import load_dataset
+
+    path = _data_path(data)
+    key = (str(path), json.dumps(dataclasses.asdict(data), sort_keys=True, default=str))
+    if key not in _DATA:
+        _DATA[key] = load_dataset(
+            path, fmt=data.format, label_column=data.label_column, split_column=data.split_column,
+            feature_columns=data.feature_columns, image_shape=data.image_shape, val_fraction=data.val_fraction,
+            test_fraction=data.test_fraction, split_seed=data.split_seed,
+        )  # fmt: skip
+    return _DATA[key]
+
+
+def _test_tensors(frame: pd.DataFrame, info):
+    from trustops.training.tensors import split_dataset
+
+    test = split_dataset(
+        frame, "test", feature_columns=info.feature_columns, label_column=info.label_column,
+        split_column=info.split_column, input_shape=info.input_shape, classes=info.classes,
+    )  # fmt: skip
+    if len(test) == 0:
+        raise DataError(f"The robustness study needs a non-empty test split. Got sizes {info.split_sizes}.")
+    return test.tensors
+
+
+
+
+def _clear_caches() -> None:
+    _DATA.clear()
+    _MODELS.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+def _experiment_id(name: str) -> str:
+    import mlflow
+
+    from trustops.paths import default_tracking_uri, project_root
+    from trustops.tracking import ensure_experiment
+
+    root = project_root()
+    uri = default_tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    return ensure_experiment(name, uri, root)
+
+
+def _resolved_yaml(cfg: Any) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def _sweep_point() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith("hydra"))
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def _print_table(title: str, table: pd.DataFrame) -> None:
+    print(title)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness
+
+
+def _check_robustness_point(cfg: Any) -> None:
+    from configs.trust import robustness_point_from_config
+
+    _data_path(robustness_point_from_config(cfg).base.data)
+
+
+def _robustness_task(cfg: Any, *, sweep_id: str) -> dict[str, Any]:
+    import mlflow
+
+    from configs.trust import robustness_point_from_config
+    from trustops.settings import TrackingSettings, TrainSettings
+    from trustops.tracking import log_batch
+    from trustops.training.trainer import train_classifier
+    from trustops.trust.robustness import robustness_point
+
+    point = robustness_point_from_config(cfg)
+    frame, info = _load_data(point.base.data)
+    variant = point.variant
+    settings = TrainSettings(
+        data=point.base.data,
+        model=dataclasses.replace(point.base.model, activation=variant.activation, beta=variant.beta),
+        trainer=point.base.trainer,
+        dp=point.base.dp if variant.dp else dataclasses.replace(point.base.dp, enabled=False),
+        tracking=TrackingSettings(experiment_name=point.experiment_name),
+    )
+    key = info.data_hash + json.dumps(settings.to_dict(), sort_keys=True, default=str)
+    if key not in _MODELS:
+        trained = train_classifier(frame, info, settings)
+        _MODELS[key] = (trained, trained.model)
+    trained, model = _MODELS[key]
+    x, y = _test_tensors(frame, info)
+    metrics = robustness_point(model, x, y, epsilon=point.epsilon, attack=point.attack)
+
+    experiment_id = _experiment_id(point.experiment_name)
+    run_name = f"robustness-{point.variant_name}-eps{point.epsilon:g}-{_stamp()}"
+    attack = point.attack
+    params = {
+        "variant": point.variant_name, "activation": variant.activation, "beta": variant.beta, "dp": variant.dp,
+        "epsilon": point.epsilon, "norm": attack.norm, "steps": attack.steps,
+        "step_size": attack.step_size_for(point.epsilon) if point.epsilon > 0 else 0.0,
+        "clamp": list(attack.clamp), "random_start": attack.random_start, "attack_seed": attack.seed,
+        "n_samples": metrics.n, "model_family": settings.model.family, "max_epochs": settings.trainer.max_epochs,
+        "train_seed": settings.trainer.seed,
+    }  # fmt: skip
+    if variant.dp:
+        params["dp_target_epsilon"] = settings.dp.target_epsilon
+    values = {
+        "clean_accuracy": metrics.clean_accuracy,
+        "adversarial_accuracy": metrics.adversarial_accuracy,
+        "attack_success_rate": metrics.attack_success_rate,
+    }
+    if trained.dp_epsilon is not None:
+        values["dp_epsilon"] = trained.dp_epsilon
+    tags = {
+        "trustops_job": "robustness", "activation": variant.activation, "dp": str(variant.dp).lower(),
+        "data_hash": info.data_hash, "trustops_sweep": sweep_id, "sweep_point": _sweep_point(),
+    }  # fmt: skip
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        log_batch(params=params, metrics=values, tags=tags)
+        mlflow.log_text(_resolved_yaml(cfg), "config/resolved.yaml")
+    return {
+        "variant": point.variant_name, "activation": variant.activation, "beta": variant.beta, "dp": variant.dp,
+        "epsilon": point.epsilon, **{k: values[k] for k in ("clean_accuracy", "adversarial_accuracy", "attack_success_rate")},
+        "run_id": run.info.run_id, "experiment_name": point.experiment_name, "norm": attack.norm,
+        "data_hash": info.data_hash, "config": cfg,
+    }  # fmt: skip
+
+
+def run_robustness(overrides: Sequence[str]) -> int:
+    """Robustness curves: one MLflow run per (variant, ε) point, then a summary run with the plot and table.
+
+    Parameters
+    ----------
+    overrides
+        Hydra overrides of :data:`configs.trust.RobustnessConf`, e.g. ``epsilon=0,1,2``,
+        ``variant=standard,smelu``, ``trainer.max_epochs=3``, ``attack.steps=20``.
+
+    Returns
+    -------
+    int
+        0 when every point succeeded.  Raises the first point's error otherwise (after the
+        summary of the points that succeeded), and :class:`ConfigError` for a bad override.
+    """
+    from functools import partial
+
+    from configs.trust import ROBUSTNESS_SWEEP, RobustnessConf
+
+    sweep_id = uuid.uuid4().hex[:12]
+    try:
+        outcome = launch_study(
+            RobustnessConf, partial(_robustness_task, sweep_id=sweep_id), overrides, default_sweep=ROBUSTNESS_SWEEP,
+            check=_check_robustness_point,
+        )  # fmt: skip
+    finally:
+        _clear_caches()
+    if outcome.results:
+        _robustness_summary(outcome, sweep_id)
+    _report_failures(outcome)
+    return 0
+
+
+def _robustness_summary(outcome: StudyOutcome, sweep_id: str) -> str:
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from trustops.tracking import log_batch
+    from trustops.trust.robustness import plot_robustness_curves
+
+    rows = outcome.results
+    table = pd.DataFrame([{k: r[k] for k in (*ROBUSTNESS_COLUMNS, "run_id")} for r in rows])
+    order = {name: i for i, name in enumerate(dict.fromkeys(table["variant"]))}
+    table = table.sort_values(["variant", "epsilon"], key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
+    experiment_id = _experiment_id(rows[0]["experiment_name"])
+    sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
+    sweep_config.variant = list(dict.fromkeys(table["variant"]))
+    sweep_config.epsilon = sorted(set(table["epsilon"]))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"robustness-summary-{_stamp()}") as run, \
+            tempfile.TemporaryDirectory() as folder:  # fmt: skip
+        csv = Path(folder) / "robustness.csv"
+        table.to_csv(csv, index=False)
+        plot = plot_robustness_curves(table, Path(folder) / "robustness_curves.png", norm=rows[0]["norm"])
+        mlflow.log_artifact(str(csv), "robustness")
+        mlflow.log_artifact(str(plot), "robustness")
+        mlflow.log_text(OmegaConf.to_yaml(sweep_config), "config/resolved.yaml")
+        log_batch(
+            params={"variants": ",".join(sweep_config.variant), "epsilons": ",".join(f"{e:g}" for e in sweep_config.epsilon),
+                    "n_points": len(table), "overrides": " ".join(outcome.overrides)},
+            tags={"trustops_job": "robustness_summary", "trustops_sweep": sweep_id, "data_hash": rows[0]["data_hash"]},
+        )  # fmt: skip
+    _print_table(f"Robustness (accuracy under PGD; MLflow experiment {rows[0]['experiment_name']!r}, summary run {run.info.run_id}):",
+                 table.drop(columns=["run_id"]))  # fmt: skip
+    return run.info.run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def _check_reproducibility_point(cfg: Any) -> None:
+    from configs.trust import reproducibility_point_from_config
+
+    _data_path(reproducibility_point_from_config(cfg).base.data)
+
+
+def _reproducibility_task(cfg: Any, *, sweep_id: str) -> dict[str, Any]:
+    import mlflow
+
+    from configs.trust import reproducibility_point_from_config
+    from trustops.settings import TrackingSettings, TrainSettings
+    from trustops.tracking import log_batch
+    from trustops.trust.reproducibility import Variant, summarize, train_pair
+
+    point = reproducibility_point_from_config(cfg)
+    frame, info = _load_data(point.base.data)
+    base = TrainSettings(
+        data=point.base.data, model=point.base.model, trainer=point.base.trainer, dp=point.base.dp,
+        tracking=TrackingSettings(experiment_name=point.experiment_name),
+    )  # fmt: skip
+    variant = Variant(point.activation, point.beta)
+    pairs = [train_pair(frame, info, base, variant, pair) for pair in range(point.n_pairs)]
+    summary = summarize(pairs).iloc[0].to_dict()
+    values = {k: float(summary[k]) for k in REPRODUCIBILITY_COLUMNS[2:]}
+
+    experiment_id = _experiment_id(point.experiment_name)
+    params = {
+        "variant": point.variant_name, "activation": point.activation, "beta": point.beta, "n_pairs": point.n_pairs,
+        "epochs": base.trainer.max_epochs, "dp": base.dp.enabled, "model_family": base.model.family,
+        "hidden": list(base.model.hidden), "batch_size": base.trainer.batch_size, "lr": base.learning_rate,
+    }  # fmt: skip
+    if base.dp.enabled:
+        params["dp_target_epsilon"] = base.dp.target_epsilon
+    tags = {
+        "trustops_job": "reproducibility", "activation": point.activation, "dp": str(base.dp.enabled).lower(),
+        "data_hash": info.data_hash, "trustops_sweep": sweep_id, "sweep_point": _sweep_point(),
+    }  # fmt: skip
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-{point.variant_name}-{_stamp()}") as run:
+        log_batch(params=params, metrics=values, tags=tags)
+        for pair in pairs:  # per pair, at the pair index as the step, to see the spread in the UI
+            log_batch(metrics={"pair_relative_pd": pair.relative_pd, "pair_tv_pd": pair.total_variation_pd,
+                               "pair_accuracy_a": pair.accuracy_a, "pair_accuracy_b": pair.accuracy_b}, step=pair.pair)  # fmt: skip
+        mlflow.log_text(_resolved_yaml(cfg), "config/resolved.yaml")
+    return {"variant": point.variant_name, "pairs": point.n_pairs, **values, "run_id": run.info.run_id,
+            "experiment_name": point.experiment_name, "data_hash": info.data_hash, "config": cfg}  # fmt: skip
+
+
+def run_reproducibility(overrides: Sequence[str]) -> int:
+    """The reproducibility study: one MLflow run per activation variant, then a summary run with a bar plot and table.
+
+    Parameters
+    ----------
+    overrides
+        Hydra overrides of :data:`configs.trust.ReproducibilityConf`, e.g. ``variant=relu,smelu-1``,
+        ``n_pairs=5``, ``trainer.max_epochs=5``, ``dp.enabled=true``.
+
+    Returns
+    -------
+    int
+        0 when every variant succeeded.  Raises the first variant's error otherwise (after the
+        summary of the variants that succeeded), and :class:`ConfigError` for a bad override.
+    """
+    from functools import partial
+
+    from configs.trust import REPRODUCIBILITY_SWEEP, ReproducibilityConf
+
+    sweep_id = uuid.uuid4().hex[:12]
+    try:
+        outcome = launch_study(
+            ReproducibilityConf, partial(_reproducibility_task, sweep_id=sweep_id), overrides,
+            default_sweep=REPRODUCIBILITY_SWEEP, check=_check_reproducibility_point,
+        )  # fmt: skip
+    finally:
+        _clear_caches()
+    if outcome.results:
+        _reproducibility_summary(outcome, sweep_id)
+    _report_failures(outcome)
+    return 0
+
+
+def plot_prediction_difference(table: pd.DataFrame, path: str | Path) -> Path:
+    """Bars of mean ± std (over pairs) of both PD forms, one bar per variant, to a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.8))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    positions = range(len(table))
+    for ax, form, title in ((axes[0], "relative_pd", "relative PD (true class)"), (axes[1], "tv_pd", "total variation PD")):
+        ax.bar(positions, table[f"{form}_mean"], yerr=table[f"{form}_std"], capsize=4, color="tab:blue", alpha=0.8)
+        ax.set_xticks(list(positions), [str(v) for v in table["variant"]], rotation=20)
+        ax.set_title(title)
+        ax.set_ylabel("mean ± std over pairs")
+        ax.grid(axis="y", alpha=0.3)
+    figure.suptitle("Prediction difference between models trained on different data orders")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=100)
+    return path
+
+
+def _reproducibility_summary(outcome: StudyOutcome, sweep_id: str) -> str:
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from trustops.tracking import log_batch
+
+    rows = outcome.results
+    table = pd.DataFrame([{k: r[k] for k in (*REPRODUCIBILITY_COLUMNS, "run_id")} for r in rows])
+    experiment_id = _experiment_id(rows[0]["experiment_name"])
+    sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
+    sweep_config.variant = [str(v) for v in table["variant"]]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-summary-{_stamp()}") as run, \
+            tempfile.TemporaryDirectory() as folder:  # fmt: skip
+        csv = Path(folder) / "reproducibility.csv"
+        table.to_csv(csv, index=False)
+        plot = plot_prediction_difference(table, Path(folder) / "prediction_difference.png")
+        mlflow.log_artifact(str(csv), "reproducibility")
+        mlflow.log_artifact(str(plot), "reproducibility")
+        mlflow.log_text(OmegaConf.to_yaml(sweep_config), "config/resolved.yaml")
+        log_batch(
+            params={"variants": ",".join(sweep_config.variant), "n_variants": len(table), "overrides": " ".join(outcome.overrides)},
+            tags={"trustops_job": "reproducibility_summary", "trustops_sweep": sweep_id, "data_hash": rows[0]["data_hash"]},
+        )  # fmt: skip
+    _print_table(f"Reproducibility (prediction difference; MLflow experiment {rows[0]['experiment_name']!r}, summary run {run.info.run_id}):",
+                 table.drop(columns=["run_id"]))  # fmt: skip
+    return run.info.run_id
+
+
+def _report_failures(outcome: StudyOutcome) -> None:
+    if outcome.errors and len(outcome.errors) + len(outcome.results) > 1:
+        print(f"{len(outcome.errors)} of {len(outcome.errors) + len(outcome.results)} sweep points failed; the first error follows.")
+    if outcome.errors:
+        raise outcome.errors[0]
