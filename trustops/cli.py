@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("overrides", nargs="*", help="e.g. model_version=3 attack.epsilon=1.0 detect.n_tests=50")
 
+    monitor = commands.add_parser("monitor", help="Monitor the batches a registered model captured since the last run.")
+    monitor.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s, latest)")
+    monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
+
     trust = commands.add_parser("trust", help="Trust studies: robustness curves and reproducibility (prediction difference).")
     studies = trust.add_subparsers(dest="study", required=True, metavar="STUDY")
     studies.add_parser("robustness", help="Accuracy under PGD against ε for standard, DP and SmeLU models.").add_argument(
@@ -121,6 +125,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "train": lambda: commands.train(args.overrides, multirun=args.multirun),
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
+        "monitor": lambda: commands.monitor(args.model, args.monitors),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
         "config": lambda: commands.show_config(args.overrides),
         "ui": lambda: commands.ui(args.host, args.port),

@@ -72,6 +72,27 @@ def trust_study(study: str, overrides: Sequence[str]) -> int:
     return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
 
 
+def monitor(model: str, monitors: list[str] | None) -> int:
+    from trustops.runs.monitoring import run_monitor
+    from trustops.summary import format_table, ui_hint
+
+    name, _, version = model.partition(":")
+    report, run_id = run_monitor(name, version or "latest", monitors=monitors)
+    if report.no_op:
+        print(f"No new captured batches for {name}; nothing to monitor (MLflow run {run_id[:12]} records the no-op).")
+        return 0
+    print(f"Monitored {len(report.steps)} batch(es) (capture steps {report.steps[0]}..{report.steps[-1]}).")
+    scores = sorted({k for row in report.metrics for k in row if k.endswith(".score")})
+    print(format_table(["step", *[s.removesuffix(".score") for s in scores]], [[row["step"], *[row.get(s) for s in scores]] for row in report.metrics]))
+    print(f"{len(report.alerts)} alert(s) raised or recovered (delivered by the configured channels).")
+    if report.unreadable:
+        print(f"{len(report.unreadable)} unreadable capture chunk(s) skipped and reported.")
+    if report.pending_alerts:
+        print(f"{report.pending_alerts} alert(s) not yet delivered stay in the outbox for the next run.")
+    print(ui_hint())
+    return 0
+
+
 def prepare(out: str, *, seed: int) -> int:
     from trustops.data.digits import export_digits
 

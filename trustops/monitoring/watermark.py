@@ -1,0 +1,67 @@
+"""Which captured inference steps were already monitored, and one monitor run at a time.
+
+The watermark is the last PREDICT step whose metrics were charted and whose alerts are in the
+durable outbox. It only moves forward after a run completes, so a crash means the next run
+sees the same steps again, never that a batch is skipped. Chunks that cannot be read
+(truncated or corrupt) are *quarantined*: reported once as a data-quality alert and listed,
+so later runs pass over them without moving the watermark past data that was not looked at.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from trustops.errors import TrustopsError
+
+
+class MonitorRunInProgress(TrustopsError, RuntimeError):
+    """Another monitor run holds the lock for this model and capture store."""
+
+
+@dataclass
+class Watermark:
+    capture_uri: str
+    last_step: int | None = None
+    quarantined: list[str] = field(default_factory=list)  # chunk keys reported as unreadable
+
+    @classmethod
+    def load(cls, path: Path, capture_uri: str) -> Watermark:
+        if not path.is_file():
+            return cls(capture_uri=capture_uri)
+        values = json.loads(path.read_text())
+        if values.get("capture_uri") != capture_uri:  # a new store starts from its beginning
+            return cls(capture_uri=capture_uri)
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("w") as handle:
+            json.dump(asdict(self), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+
+
+@contextmanager
+def exclusive_run(lock_path: Path) -> Iterator[None]:
+    """Hold the per-model run lock; a second concurrent run fails at once with a clear error."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MonitorRunInProgress(
+                f"Another monitor run is in progress (lock {lock_path}); this run is skipped. "
+                "Schedules never start two runs at once; if no run is active, the lock is released automatically."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
