@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s, latest)")
     monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
 
+    schedule = commands.add_parser("schedule", help="Run the monitor on a cron schedule (in-process), or print the crontab line.")
+    schedule.add_argument("--cron", required=True, help="cron expression, e.g. '*/5 * * * *' (UTC)")
+    schedule.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s)")
+    schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
+    schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
+
     trust = commands.add_parser("trust", help="Trust studies: robustness curves and reproducibility (prediction difference).")
     studies = trust.add_subparsers(dest="study", required=True, metavar="STUDY")
     studies.add_parser("robustness", help="Accuracy under PGD against ε for standard, DP and SmeLU models.").add_argument(
@@ -126,6 +132,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
         "monitor": lambda: commands.monitor(args.model, args.monitors),
+        "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
         "config": lambda: commands.show_config(args.overrides),
         "ui": lambda: commands.ui(args.host, args.port),

@@ -93,6 +93,17 @@ def monitor(model: str, monitors: list[str] | None) -> int:
     return 0
 
 
+def schedule(cron: str, model: str, *, print_crontab: bool, max_runs: int | None) -> int:
+    from trustops.schedule import crontab_line, parse_cron, run_schedule
+
+    if print_crontab:
+        print(crontab_line(cron, model, project_root()))
+        return 0
+    parse_cron(cron)
+    print(f"Monitoring {model} on schedule {cron!r} (UTC); Ctrl-C to stop.", flush=True)
+    return run_schedule(cron, lambda: monitor(model, None), max_runs=max_runs)
+
+
 def prepare(out: str, *, seed: int) -> int:
     from trustops.data.digits import export_digits
 

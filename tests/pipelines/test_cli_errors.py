@@ -50,10 +50,37 @@ def test_config_prints_the_resolved_yaml(isolated, capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["prepare"], ["config"], ["ui"], ["stack"]],
+    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["monitor"], ["schedule"], ["prepare"], ["config"], ["ui"], ["stack"]],
 )
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: trustops" in capsys.readouterr().out
+
+
+def test_an_invalid_cron_expression_fails_at_start(isolated, capsys):
+    assert main(["schedule", "--cron", "every tuesday"]) == 2
+    assert "Invalid cron expression 'every tuesday'" in capsys.readouterr().err
+
+
+def test_print_crontab_gives_a_line_that_runs_the_monitor(isolated, capsys):
+    assert main(["schedule", "--cron", "*/5 * * * *", "--model", "digits:3", "--print-crontab"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("*/5 * * * * cd ") and "trustops monitor --model digits:3" in line
+
+
+def test_the_in_process_schedule_runs_each_tick_and_survives_a_failed_run(capsys):
+    from trustops.errors import DataError
+    from trustops.schedule import run_schedule
+
+    calls = []
+
+    def job():
+        calls.append(1)
+        if len(calls) == 1:
+            raise DataError("store unreachable")
+
+    assert run_schedule("* * * * * */1", job, max_runs=2) == 0  # every second (croniter's sixth field)
+    assert len(calls) == 2
+    assert "run 1" in capsys.readouterr().err
