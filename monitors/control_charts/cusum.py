@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from monitors.control_charts import _checks
+from monitors.control_charts.individual_observations import IndividualObservations
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
-from monitors.control_charts.constants import SIGMA_METHODS, estimate_individuals
+from monitors.control_charts.constants import SIGMA_METHODS
 from monitors.errors import MonitorConfigError
 
 
-class CUSUMChart(ControlChart):
+class CUSUMChart(IndividualObservations, ControlChart):
     """Two-sided tabular CUSUM with reference value ``k`` and decision interval ``h`` (both in sigmas).
 
     Score convention: ``score = max(C+, C-)`` in sigmas, ``threshold = h``; a point signals when
@@ -110,17 +111,6 @@ class CUSUMChart(ControlChart):
             "reset_on_signal": self.reset_on_signal,
             "sigma_method": self.sigma_method,
         }
-
-    def _estimate(self, reference: Any) -> dict[str, Any]:
-        return estimate_individuals(
-            reference, mean=self.mean, sigma=self.sigma, sigma_method=self.sigma_method, min_baseline=self.min_baseline
-        )
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self._params = {"mean": float(params["mean"]), "sigma": float(params["sigma"])}
-
-    def _observations(self, data: Any, *, single: bool) -> np.ndarray:
-        return _checks.finite_array(data, "x" if single else "batch", ndims=(0,) if single else (0, 1)).reshape(-1)
 
     def _initial_stream(self, replications: int) -> Stream:
         start = np.full(replications, self.headstart)

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 
 from monitors.control_charts import _checks
+from monitors.control_charts.individual_observations import IndividualObservations
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
-from monitors.control_charts.constants import SIGMA_METHODS, estimate_individuals
+from monitors.control_charts.constants import SIGMA_METHODS
 
 LIMITS = ("exact", "asymptotic")
 
 
-class EWMAChart(ControlChart):
+class EWMAChart(IndividualObservations, ControlChart):
     """Exponentially weighted moving average ``z_i = z_{i-1} + lam (x_i - z_{i-1})``, ``z_0 = mean``.
 
     Limits are ``mean +/- L sigma_i`` with ``sigma_i = sigma sqrt(lam / (2 - lam) (1 - (1 - lam)^(2 i)))``
@@ -97,17 +98,6 @@ class EWMAChart(ControlChart):
             "limits": self.limits,
             "sigma_method": self.sigma_method,
         }
-
-    def _estimate(self, reference: Any) -> dict[str, Any]:
-        return estimate_individuals(
-            reference, mean=self.mean, sigma=self.sigma, sigma_method=self.sigma_method, min_baseline=self.min_baseline
-        )
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self._params = {"mean": float(params["mean"]), "sigma": float(params["sigma"])}
-
-    def _observations(self, data: Any, *, single: bool) -> np.ndarray:
-        return _checks.finite_array(data, "x" if single else "batch", ndims=(0,) if single else (0, 1)).reshape(-1)
 
     def _initial_stream(self, replications: int) -> Stream:
         # decay = (1 - lam)^(2 i), kept as a running product so that any split of a stream into
