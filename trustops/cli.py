@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("overrides", nargs="*", help="e.g. model_version=3 attack.epsilon=1.0 detect.n_tests=50")
 
+    from trustops.serving.predict import add_predict_arguments
+
+    add_predict_arguments(commands.add_parser("predict", help="Score a file with a registered model, capturing PREDICT steps."))
+
     monitor = commands.add_parser("monitor", help="Monitor the batches a registered model captured since the last run.")
     monitor.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s, latest)")
     monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
@@ -132,6 +136,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
         "monitor": lambda: commands.monitor(args.model, args.monitors),
+        "predict": lambda: commands.predict(args),
         "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
         "config": lambda: commands.show_config(args.overrides),

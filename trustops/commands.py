@@ -25,6 +25,11 @@ def _train_task(cfg, *, sweep: bool):
 
 
 def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
+    _train(overrides, multirun=multirun)
+    return 0
+
+
+def _train(overrides: Sequence[str], *, multirun: bool) -> list:
     from functools import partial
 
     from trustops.configuration import launch_config
@@ -36,7 +41,7 @@ def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
     if outcome.errors and len(outcome.errors) + len(outcome.results) > 1:
         print(f"{len(outcome.errors)} of {len(outcome.errors) + len(outcome.results)} sweep points failed; the first error follows.")
     outcome.raise_first_error()
-    return 0
+    return outcome.results
 
 
 def main_job(overrides: Sequence[str]) -> int:
@@ -45,7 +50,46 @@ def main_job(overrides: Sequence[str]) -> int:
     root = project_root()
     ran = reproduce_default_data(root)
     print(f"Data: {'prepared by DVC stage ' + ', '.join(ran) if ran else 'up to date with dvc.lock'} (pushed to the DVC remote).")
-    return train(overrides)
+    summaries = _train(overrides, multirun=False)
+    registration = summaries[0].registration
+    if registration.get("version"):
+        stream(registration["registered_model"], str(registration["version"]))
+    from trustops.summary import ui_hint
+
+    print(ui_hint())
+    return 0
+
+
+# The fast monitors: the stream runs one monitor pass per batch. `trustops monitor` runs all.
+STREAM_MONITORS = ["mmd_adversarial", "prediction_shift", "mean_confidence"]
+
+
+def stream(model_name: str, version: str) -> None:
+    """Serve the demonstration stream and monitor after every batch; print what signalled where."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from steps.adversarial.attack_split import load_split
+    from trustops.monitoring.stream import demo_batches, serve
+    from trustops.registry import resolve_registered_model
+    from trustops.runs.monitoring import run_monitor
+    from trustops.summary import format_table
+
+    uri = default_tracking_uri()
+    found = resolve_registered_model(model_name, version, MlflowClient(uri, uri))
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pytorch.load_model(found.model_uri).eval()
+    x, y, clamp = load_split(found, "test")
+    print(f"\nStreaming batches through {found.name} v{found.version} with capture on, monitoring after each:")
+    rows = []
+    for index, batch in enumerate(demo_batches(model, x, y, clamp)):
+        serve(model, found.capture_uri, batch, backend=found.tags.get("capture_backend", "native"))
+        report, _ = run_monitor(found.name, str(found.version), monitors=STREAM_MONITORS)
+        metrics = report.metrics[-1] if report.metrics else {}
+        signals = [f"{a.kind}:{a.monitor if a.monitor != 'chart' else 'chart ' + a.metric}" for a in report.alerts]
+        rows.append([index, batch.name, metrics.get("mmd_adversarial.score"), ", ".join(signals) or "-"])
+    print()
+    print(format_table(["batch", "traffic", "MMD²", "alerts raised / recovered"], rows))
 
 
 def _detect_task(cfg):
@@ -102,6 +146,12 @@ def schedule(cron: str, model: str, *, print_crontab: bool, max_runs: int | None
     parse_cron(cron)
     print(f"Monitoring {model} on schedule {cron!r} (UTC); Ctrl-C to stop.", flush=True)
     return run_schedule(cron, lambda: monitor(model, None), max_runs=max_runs)
+
+
+def predict(args) -> int:
+    from trustops.serving.predict import run_predict
+
+    return run_predict(args)
 
 
 def prepare(out: str, *, seed: int) -> int:

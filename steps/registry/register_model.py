@@ -1,4 +1,10 @@
-"""Step: log the model with its signature and register it, tagged with its trust facts."""
+"""Step: log the model with its signature and register it, tagged with its trust facts.
+
+The model is logged as the capturing pyfunc (``trustops.serving.pyfunc``): ``mlflow models
+serve`` then records every request as PREDICT steps in the run's capture store.  The same
+MLmodel keeps the ``pytorch`` flavor, so ``mlflow.pytorch.load_model(models:/NAME/VERSION)``
+still returns the ``nn.Module``.
+"""
 
 from typing import Annotated, Any
 
@@ -8,6 +14,7 @@ from torch import nn
 from zenml import step
 
 from trustops.data.loading import DatasetInfo
+from trustops.serving.pyfunc import log_model as log_capturing_model
 from trustops.training.tensors import features_tensor
 
 
@@ -26,7 +33,7 @@ def register_model(
     info = DatasetInfo.from_dict(dataset_info)
     example = features_tensor(dataset.head(5), info.feature_columns, info.input_shape)
     with torch.no_grad():
-        logits = model.eval()(example)
+        probabilities = torch.softmax(model.eval()(example), dim=-1)
     tags = {
         "activation": settings["model"]["activation"],
         "model_family": settings["model"]["family"],
@@ -38,14 +45,19 @@ def register_model(
     }
     if training_summary.get("capture_uri"):
         tags.update(capture_uri=training_summary["capture_uri"], capture_backend=training_summary["capture_backend"])
-    model_info = mlflow.pytorch.log_model(
+    serving_config = {
+        "capture_uri": training_summary.get("capture_uri"),
+        "capture_backend": training_summary.get("capture_backend", "native"),
+        "input_shape": list(info.input_shape),
+        "feature_columns": list(info.feature_columns),
+        "classes": [c.item() if hasattr(c, "item") else c for c in info.classes],
+    }
+    model_info = log_capturing_model(
         model,
         name="model",
-        signature=infer_signature(example.numpy(), logits.numpy()),
+        model_config=serving_config,
+        signature=infer_signature(example.numpy(), probabilities.numpy()),
         input_example=example.numpy(),
-        # Pickle, not MLflow 3's default torch.export graph: capture and detection need the
-        # model's named submodules (penultimate, head), which an exported graph does not keep.
-        serialization_format="pickle",
         # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "trustops"],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,20 @@ class Project:
             [str(Path(sys.executable).parent / "trustops"), *args],
             cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout,
         )
+
+    @contextlib.contextmanager
+    def mlflow_globals(self):
+        """Point MLflow's process-wide tracking and registry URIs at this project, then restore them."""
+        import mlflow
+
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield mlflow
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
 
     def client(self):
         from mlflow.tracking import MlflowClient

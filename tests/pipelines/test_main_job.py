@@ -39,6 +39,12 @@ def test_main_job_prepares_data_with_dvc_and_trains(fresh_clone):
     assert file_md5(data) == locked, "the prepare stage must reproduce the committed dvc.lock exactly"
     assert (root / ".trustops" / "dvc-remote" / "files" / "md5" / locked[:2] / locked[2:]).is_file()  # pushed
     assert "test acc" in result.stdout and "trustops ui" in result.stdout
+    # The stream after training: PGD traffic is flagged, and the clean batches at the end recover.
+    stream = result.stdout.split("monitoring after each:", 1)[1]
+    rows = [line.split(None, 3) for line in stream.splitlines() if line[:1].isdigit()]
+    assert [row[1] for row in rows] == ["clean", "clean", "drift", "drift", "drift", "PGD", "PGD", "clean", "clean"]
+    assert "adversarial:mmd_adversarial" in stream  # raised during the drift or the PGD burst
+    assert "recovered:mmd_adversarial" in stream
 
     data.unlink()
     pulled = subprocess.run([str(Path(shutil.which("dvc") or REPO_ROOT / ".venv/bin/dvc")), "pull"], cwd=root, capture_output=True, text=True)

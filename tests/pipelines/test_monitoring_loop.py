@@ -15,14 +15,13 @@ pytestmark = pytest.mark.e2e
 
 
 def outbox(project) -> list[dict]:
-    path = project.root / ".trustops" / "monitoring" / "e2e-monitor" / "alerts" / "outbox.jsonl"
+    path = project.root / ".trustops" / "monitoring" / "e2e-monitor" / "v1" / "alerts" / "outbox.jsonl"
     return [json.loads(line)["alert"] for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
 def served(project):
     """A registered model plus a way to 'serve' batches through the inference capture."""
-    import mlflow
     from trustops.registry import resolve_registered_model
 
     result = project.trustops("train", "trainer.max_epochs=6", "dp=off", "tracking.experiment_name=e2e-monitor-train",
@@ -30,12 +29,8 @@ def served(project):
     assert result.returncode == 0, result.stderr[-3000:]
     client = project.client()
     found = resolve_registered_model("e2e-monitor", "latest", client)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(project.tracking_uri)
-    try:
+    with project.mlflow_globals() as mlflow:
         model = mlflow.pytorch.load_model(found.model_uri).eval()
-    finally:
-        mlflow.set_tracking_uri(previous)
     import pandas as pd
 
     frame = pd.read_parquet(project.root / "data" / "digits.parquet")
@@ -63,7 +58,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served)
     assert [a["kind"] for a in alerts] == ["adversarial", "recovered"]  # once, then once on recovery
     assert "capture step 1" in alerts[0]["message"]
 
-    state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/watermark.json").read_text())
+    state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/v1/watermark.json").read_text())
     assert state["last_step"] == max(open_capture(found.capture_uri).steps("predict"))
     client = project.client()
     (run,) = [r for r in client.search_runs([client.get_experiment_by_name("trustops-monitoring").experiment_id])

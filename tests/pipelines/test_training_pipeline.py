@@ -57,13 +57,8 @@ def test_sweep_logs_one_tracked_and_registered_run_per_point(project):
         assert version.tags["dp"] == "true"
         assert version.tags["data_hash"] == data_hash
         assert float(version.tags["dp_epsilon"]) > 0 and 0 < float(version.tags["dp_delta"]) < 1
-    import mlflow  # noqa: PLC0415  (the registry is read exactly as a user would)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(project.tracking_uri)
-    try:
+    with project.mlflow_globals() as mlflow:  # the registry is read exactly as a user would
         loaded = mlflow.pyfunc.load_model("models:/e2e-digits/1")
-    finally:
-        mlflow.set_tracking_uri(previous)
     pixels = pd.read_parquet(project.root / "data" / "digits.parquet").filter(like="pixel_").head(3).to_numpy(np.float32)
     assert loaded.predict(pixels.reshape(3, 1, 8, 8)).shape == (3, 10)
 

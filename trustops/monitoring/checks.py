@@ -98,9 +98,10 @@ def check_batch(monitors: dict[str, Monitor], step: CapturedStep) -> BatchCheck:
 def phase_one_scores(monitor: Monitor, view: MonitorView, reference: Reference, *, batch_size: int, n_batches: int, seed: int) -> np.ndarray:
     """The monitor's score on clean batches drawn from the reference: the in-control baseline of its chart.
 
-    Bootstrap batches (rows drawn with replacement) of the monitored batch size, from the rows
-    the monitor was fitted on: a slightly optimistic baseline, which is why monitors whose
-    charted value has a known in-control law (the MMD p-value) use that instead.
+    Bootstrap batches (rows drawn with replacement) of the monitored batch size, drawn from
+    reference rows the monitor was *not* fitted on, so the limits include the sampling noise of
+    real clean batches. Monitors whose charted value has a known in-control law (the MMD
+    p-value) use that instead.
     """
     generator = torch.Generator().manual_seed(seed)
     scores = []

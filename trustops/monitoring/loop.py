@@ -92,7 +92,9 @@ def monitor_pass(
         if not items:
             alerts.flush()
             return report
-        reference = load_reference(model, model_info)
+        # Monitors learn from one half of the reference; the charts' Phase I limits come from
+        # clean batches of the other half, so they see the sampling noise real batches have.
+        reference, held_out = load_reference(model, model_info).halves(seed=0)
         fitted, failures = fit_monitors(names, reference)
         report.monitor_failures.update(failures)
         charts = ChartBook(state / "charts")
@@ -114,7 +116,7 @@ def monitor_pass(
                       severity="warning", message=f"Skipped unreadable capture steps {item.steps}: {item.reason}")
                 watermark.quarantined.append(item.key)
                 continue
-            _check_one(item, fitted, reference, charts, report, alert)
+            _check_one(item, fitted, held_out, charts, report, alert)
             watermark.last_step = item.step
         for name, chart in charts.charts.items():
             report.chart_paths.append(plot_chart(chart, state / "charts" / f"{name}.png", title=f"{name} ({model_label})"))
@@ -124,7 +126,7 @@ def monitor_pass(
     return report
 
 
-def _check_one(step: CapturedStep, fitted, reference, charts: ChartBook, report: PassReport, alert) -> None:
+def _check_one(step: CapturedStep, fitted, held_out, charts: ChartBook, report: PassReport, alert) -> None:
     check = check_batch(fitted, step)
     report.steps.append(step.step)
     row: dict[str, Any] = {"step": step.step, "batch_size": len(step.tensors["penultimate"])}
@@ -141,10 +143,10 @@ def _check_one(step: CapturedStep, fitted, reference, charts: ChartBook, report:
         if not VIEWS[name].charted:
             continue
         chart = charts.get(name, VIEWS[name], lambda: phase_one_scores(
-            fitted[name], VIEWS[name], reference, batch_size=row["batch_size"], n_batches=20, seed=0))
+            fitted[name], VIEWS[name], held_out, batch_size=row["batch_size"], n_batches=20, seed=0))
         point = chart.update(VIEWS[name].chart_value(result))
         row[f"{name}.chart_signal"] = float(point.signal)
-        alert("control_chart", name, "western_electric", point.signal, value=point.value, kind="out_of_control",
+        alert("chart", name, "western_electric", point.signal, value=point.value, kind="out_of_control",
               severity="warning", limits=Limits(lower=point.lcl, upper=point.ucl),
               message=f"{name} out of control on capture step {step.step} ({', '.join(point.rules) or 'limits'})")
     report.metrics.append(row)

@@ -21,6 +21,17 @@ class Reference:
     def predictions(self) -> torch.Tensor:
         return self.probabilities.argmax(1)
 
+    def halves(self, *, seed: int) -> tuple[Reference, Reference]:
+        """Two seeded, disjoint halves of the rows (the inputs are matched row for row when they align)."""
+        from trustops.detection.ladis import split_reference
+
+        first, second = split_reference(self.penultimate, seed=seed)
+        aligned = len(self.inputs) == len(self.penultimate)
+        return tuple(
+            Reference(self.penultimate[rows], self.probabilities[rows], self.inputs[rows] if aligned else self.inputs)
+            for rows in (first, second)
+        )
+
 
 def load_reference(model: nn.Module, model_info: RegisteredModel) -> Reference:
     from steps.adversarial.attack_split import load_split

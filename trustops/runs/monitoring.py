@@ -50,7 +50,8 @@ def run_monitor(model_name: str, model_version: str = "latest", *, monitors: lis
     found = resolve_registered_model(model_name, model_version, MlflowClient(tracking_uri, tracking_uri))
     if not found.capture_uri:
         raise ConfigError(f"Model {found.name} v{found.version} has no capture store to monitor; retrain it with capture on.")
-    state = state_dir(root) / "monitoring" / re.sub(r"[^A-Za-z0-9_.-]", "_", found.name)
+    # Per version: a new version has its own capture store, reference and charts.
+    state = state_dir(root) / "monitoring" / re.sub(r"[^A-Za-z0-9_.-]", "_", found.name) / f"v{found.version}"
     alerts = AlertManager.from_config(state / "alerts", alert_channels())
 
     mlflow.set_tracking_uri(tracking_uri)

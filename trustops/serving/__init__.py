@@ -1,0 +1,1 @@
+"""Serving with capture: the MLflow pyfunc (``pyfunc``) and batch scoring (``predict``)."""

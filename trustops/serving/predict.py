@@ -1,0 +1,193 @@
+"""Batch scoring of new data with a registered model, capturing PREDICT-mode activations.
+
+The CLI form is ``trustops predict --model NAME[:VERSION|@ALIAS] --input FILE [--output FILE]``
+(:func:`run_predict`).  Each batch is one forward pass, so one PREDICT step in the model's
+capture store; the returned table says which step holds each row (``capture_step``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import numpy as np
+import pandas as pd
+
+from trustops.errors import ConfigError, DataError
+
+__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "run_predict"]
+
+INPUT_FORMATS = (".csv", ".parquet", ".pq", ".npz")
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` -> (name, version), version ``latest``/``3``/``@alias``."""
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        version = f"@{alias}"
+    elif ":" in spec:
+        name, version = spec.rsplit(":", 1)
+    else:
+        name, version = spec, "latest"
+    if not name or version in ("", "@") or not (version == "latest" or version.startswith("@") or version.isdigit()):
+        raise ConfigError(f"--model must be NAME, NAME:VERSION or NAME@ALIAS (VERSION a number). Got: {spec!r}")
+    return name, version
+
+
+def read_inputs(path: str | Path, feature_columns: list[str], input_shape: tuple[int, ...]) -> np.ndarray:
+    """shape-(N, *input_shape) float32 inputs from a CSV/Parquet table or an ``.npz`` of ``images``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise DataError(f"Cannot score {path}: the input must be one of {', '.join(INPUT_FORMATS)}. Got: {suffix or '(no extension)'}")
+    if not path.is_file():
+        raise DataError(f"Input file not found: {path}")
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                if "images" not in arrays:
+                    raise DataError(f"{path} has no 'images' array (it holds: {', '.join(arrays.files) or 'nothing'}).")
+                values = arrays["images"].astype(np.float32)
+        else:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            missing = [c for c in feature_columns if c not in frame.columns]
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                raise DataError(
+                    f"{path} lacks {len(missing)} of the model's {len(feature_columns)} feature columns: {shown}."
+                )
+            values = frame[feature_columns].to_numpy(dtype=np.float32)
+    except DataError:
+        raise
+    except Exception as error:  # pandas, pyarrow and numpy each raise their own types for a bad file
+        raise DataError(f"Could not read {path}: {error}") from error
+    if not np.isfinite(values).all():
+        raise DataError(f"{path} holds NaN or infinite feature values; the model cannot score them.")
+    try:
+        return values.reshape(len(values), *input_shape)
+    except ValueError:
+        raise DataError(
+            f"The inputs in {path} have shape {values.shape}; the model takes (N, {', '.join(map(str, input_shape))})."
+        ) from None
+
+
+def predict_file(
+    model_name: str,
+    version: str | int,
+    path: str | Path,
+    *,
+    capture_uri: str | None = None,
+    batch_size: int = 256,
+) -> pd.DataFrame:
+    """Score the rows (or images) of ``path`` with a registered model, capturing each batch.
+
+    Parameters
+    ----------
+    model_name, version
+        The registered model; ``version`` is a number, ``latest`` or ``@alias``.
+    path
+        CSV/Parquet with the training feature columns, or ``.npz`` with ``images``.
+    capture_uri
+        Capture store for the PREDICT steps; default ``TRUSTOPS_CAPTURE_URI``, else the
+        model's own store (its ``capture_uri``).  ``"off"`` captures nothing.
+    batch_size
+        Rows per forward pass, i.e. per captured step.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per input: ``prediction`` (class label), ``confidence`` (its probability),
+        ``prob_<class>`` per class, and ``capture_step`` (the PREDICT step, -1 if not captured).
+    """
+    import mlflow
+
+    from trustops.paths import default_tracking_uri
+    from trustops.registry import resolve_registered_model
+    from trustops.serving.pyfunc import CapturingClassifier
+
+    if batch_size < 1:
+        raise ConfigError(f"`batch_size` must be >= 1. Got: {batch_size}")
+    tracking_uri = default_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    found = resolve_registered_model(model_name, str(version))
+    loaded = mlflow.pyfunc.load_model(found.model_uri)
+    try:
+        wrapper = loaded.unwrap_python_model()
+    except Exception:  # another pyfunc flavor (e.g. a model registered before serving capture)
+        wrapper = None
+    if not isinstance(wrapper, CapturingClassifier):
+        raise ConfigError(
+            f"{found.name} v{found.version} was registered without the capturing pyfunc; "
+            "register it again with `trustops train` to score with capture."
+        )
+    wrapper.capture_uri_override = capture_uri
+    config = wrapper.config
+    inputs = read_inputs(path, list(config["feature_columns"]), tuple(config["input_shape"]))
+    probabilities, steps = [], []
+    try:
+        for start in range(0, len(inputs), batch_size):
+            batch = inputs[start : start + batch_size]
+            probabilities.append(wrapper.predict(None, batch))
+            steps.append(np.full(len(batch), -1 if wrapper.last_step is None else wrapper.last_step))
+    finally:
+        wrapper.close()
+    classes = list(config.get("classes") or range(probabilities[0].shape[1] if probabilities else 0))
+    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(classes)), np.float32)
+    table = pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
+    table.insert(0, "prediction", np.asarray(classes, dtype=object)[best] if len(probs) else [])
+    table.insert(1, "confidence", probs.max(axis=1) if len(probs) else [])
+    table["capture_step"] = np.concatenate(steps).astype(int) if steps else np.zeros(0, int)
+    table.attrs.update(model=f"{found.name}/{found.version}", capture_failures=wrapper.capture_failures)
+    return table
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``trustops predict`` options."""
+    parser.add_argument("--model", required=True, help="NAME, NAME:VERSION or NAME@ALIAS of a registered model")
+    parser.add_argument("--input", required=True, help="CSV/Parquet with the feature columns, or .npz with 'images'")
+    parser.add_argument("--output", help="write the predictions here (.csv or .parquet); default: print them")
+    parser.add_argument("--capture-uri", help="capture store for the PREDICT steps (default: the model's; 'off': none)")
+    parser.add_argument("--batch-size", type=int, default=256, help="rows per captured step (default: %(default)s)")
+    return parser
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``trustops predict``: score a file, write or print the predictions, return the exit code."""
+    name, version = parse_model_spec(args.model)
+    table = predict_file(
+        name, version, args.input, capture_uri=getattr(args, "capture_uri", None),
+        batch_size=getattr(args, "batch_size", 256),
+    )
+    output = getattr(args, "output", None)
+    if output:
+        out = Path(output)
+        if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise ConfigError(f"--output must end in .csv or .parquet. Got: {output}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False) if out.suffix.lower() == ".csv" else table.to_parquet(out, index=False)
+        print(f"{len(table)} predictions from {table.attrs['model']} written to {out}")
+    else:
+        print(table.to_string(index=False, max_rows=50))
+    if failures := table.attrs.get("capture_failures"):
+        print(f"warning: {failures} capture failure(s); see the log for the store error")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``trustops predict`` standalone: ``python -m trustops.serving.predict --model ...``."""
+    import sys
+
+    from trustops.errors import TrustopsError
+
+    args = add_predict_arguments(argparse.ArgumentParser(prog="trustops predict")).parse_args(argv)
+    try:
+        return run_predict(args)
+    except TrustopsError as error:
+        print(f"trustops: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
