@@ -50,7 +50,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served)
     serve(x[:180])                                                        # clean
     serve(pgd_attack(model, x[180:], y[180:], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
     serve(x[:180].flip(0))                                                 # clean again
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "evidently_drift")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 3 batch(es)" in result.stdout
 
@@ -65,7 +65,10 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served)
               if r.data.tags.get("no_op") == "false"]
     history = client.get_metric_history(run.info.run_id, "mmd_adversarial.score")
     assert len(history) == 3 and len({m.step for m in history}) == 3
-    assert {"charts/mmd_adversarial.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
+    assert {"charts/mmd_adversarial.png", "charts/evidently_drift.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
+    report = client.download_artifacts(run.info.run_id, "drift/evidently_drift_report.html")
+    assert "drift" in Path(report).read_text().lower()
+    assert run.data.tags["evidently_drift_report_step"] == str(max(m.step for m in history))
 
     again = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
     assert again.returncode == 0 and "nothing to monitor" in again.stdout

@@ -37,6 +37,7 @@ class PassReport:
     monitor_failures: dict[str, str] = field(default_factory=dict)
     chart_paths: list[Path] = field(default_factory=list)
     pending_alerts: int = 0
+    html_reports: dict[str, tuple[int, str]] = field(default_factory=dict)  # monitor -> (step, HTML) of the last batch
 
     @property
     def no_op(self) -> bool:
@@ -129,6 +130,8 @@ def monitor_pass(
 def _check_one(step: CapturedStep, fitted, held_out, charts: ChartBook, report: PassReport, alert) -> None:
     check = check_batch(fitted, step)
     report.steps.append(step.step)
+    if "evidently_drift" in check.results:  # before Phase I below re-checks the monitor on reference batches
+        report.html_reports["evidently_drift"] = (step.step, fitted["evidently_drift"].report_html())
     row: dict[str, Any] = {"step": step.step, "batch_size": len(step.tensors["penultimate"])}
     for name, reason in check.failures.items():
         report.monitor_failures[name] = reason

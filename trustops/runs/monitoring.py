@@ -83,3 +83,8 @@ def _log(report: PassReport) -> None:
         alerts_file = Path(folder) / "alerts.json"
         alerts_file.write_text(json.dumps([a.to_dict() for a in report.alerts], indent=2, default=str))
         mlflow.log_artifact(str(alerts_file), "monitoring")
+        for name, (step, html) in report.html_reports.items():
+            page = Path(folder) / f"{name}_report.html"
+            page.write_text(html, encoding="utf-8")
+            mlflow.log_artifact(str(page), "drift")
+            mlflow.set_tag(f"{name}_report_step", str(step))
