@@ -7,7 +7,7 @@ from zenml import pipeline
 from steps.adversarial.attack_split import attack_split
 from steps.adversarial.capture_inference import capture_inference
 from steps.adversarial.detect_adversarial import detect_adversarial
-from steps.adversarial.load_registered_model import load_registered_model
+from steps.registry.load_registered_model import load_registered_model
 
 
 @pipeline(enable_cache=False)

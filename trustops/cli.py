@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s)")
     schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
     schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
+    schedule.add_argument("--zenml", action="store_true",
+                          help="register a ZenML Schedule on the active stack's orchestrator (Kubernetes, Airflow) instead")
 
     trust = commands.add_parser("trust", help="Trust studies: robustness curves and reproducibility (prediction difference).")
     studies = trust.add_subparsers(dest="study", required=True, metavar="STUDY")
@@ -108,6 +110,32 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
 
     commands.add_parser("stack", help="Register (idempotently) and show the trustops ZenML stack.")
+
+    server = commands.add_parser("server", help="Start an MLflow tracking server (SQLite in .trustops by default, artifacts proxied).")
+    server.add_argument("--backend-store-uri", default=None, help="any SQLAlchemy URL (default: sqlite:///.trustops/mlflow.db)")
+    server.add_argument("--artifacts-destination", default=None,
+                        help="where proxied artifacts go, e.g. s3://bucket/prefix (default: the storage setting, else .trustops/mlartifacts)")
+    server.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    server.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    server.add_argument("--workers", type=int, default=2, help="server worker processes (default: %(default)s)")
+
+    compare = commands.add_parser("compare", help="Runs side by side: trust metrics and tags, in the terminal, Markdown or CSV.")
+    compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="MLflow run ids (default: the newest runs)")
+    compare.add_argument("--experiment", action="append", default=[], metavar="NAME", help="only runs of this experiment (repeatable)")
+    compare.add_argument("--latest-per-config", action="store_true", help="only the newest run of each configuration")
+    compare.add_argument("--max-runs", type=int, default=10, help="at most this many runs (default: %(default)s)")
+    compare.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    compare.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+
+    storage = commands.add_parser("storage", help="Show, set or check the one storage setting (DVC remote, MLflow artifacts, captures).")
+    storage_actions = storage.add_subparsers(dest="storage_action", required=True, metavar="ACTION")
+    use = storage_actions.add_parser("use", help="Point all three stores at s3://bucket/prefix, or back at 'local'.")
+    use.add_argument("uri", help="s3://bucket/prefix or local")
+    use.add_argument("--endpoint-url", default=None, help="endpoint of an S3-compatible server, e.g. http://127.0.0.1:8333")
+    use.add_argument("--region", default=None, help="S3 region (default: boto3's)")
+    use.add_argument("--no-check", action="store_true", help="do not check that the bucket answers")
+    storage_actions.add_parser("show", help="Print the storage setting and where each store lives.")
+    storage_actions.add_parser("check", help="Check that the storage answers with the current credentials.")
     return parser
 
 
@@ -137,11 +165,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         "trust": lambda: commands.trust_study(args.study, args.overrides),
         "monitor": lambda: commands.monitor(args.model, args.monitors),
         "predict": lambda: commands.predict(args),
-        "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs),
+        "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
+                                              on_stack=args.zenml),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
         "config": lambda: commands.show_config(args.overrides),
         "ui": lambda: commands.ui(args.host, args.port),
         "stack": commands.stack,
+        "server": lambda: commands.server(args),
+        "compare": lambda: commands.compare(args),
+        "storage": lambda: commands.storage(args),
     }
     return handlers[args.command]()
 

@@ -86,7 +86,7 @@ def stream(model_name: str, version: str) -> None:
         serve(model, found.capture_uri, batch, backend=found.tags.get("capture_backend", "native"))
         report, _ = run_monitor(found.name, str(found.version), monitors=STREAM_MONITORS)
         metrics = report.metrics[-1] if report.metrics else {}
-        signals = [f"{a.kind}:{a.monitor if a.monitor != 'chart' else 'chart ' + a.metric}" for a in report.alerts]
+        signals = [f"{a['kind']}:{a['monitor'] if a['monitor'] != 'chart' else 'chart ' + a['metric']}" for a in report.alerts]
         rows.append([index, batch.name, metrics.get("mmd_adversarial.score"), ", ".join(signals) or "-"])
     print()
     print(format_table(["batch", "traffic", "MMD²", "alerts raised / recovered"], rows))
@@ -137,11 +137,18 @@ def monitor(model: str, monitors: list[str] | None) -> int:
     return 0
 
 
-def schedule(cron: str, model: str, *, print_crontab: bool, max_runs: int | None) -> int:
+def schedule(cron: str, model: str, *, print_crontab: bool, max_runs: int | None, on_stack: bool = False) -> int:
     from trustops.schedule import crontab_line, parse_cron, run_schedule
 
     if print_crontab:
         print(crontab_line(cron, model, project_root()))
+        return 0
+    if on_stack:
+        from trustops.runs.monitor_schedule import schedule_on_stack
+
+        name, _, version = model.partition(":")
+        schedule_name = schedule_on_stack(cron, name, version or "latest")
+        print(f"Registered ZenML schedule {schedule_name!r} ({cron!r}) on the active stack's orchestrator.")
         return 0
     parse_cron(cron)
     print(f"Monitoring {model} on schedule {cron!r} (UTC); Ctrl-C to stop.", flush=True)
@@ -204,3 +211,68 @@ def stack() -> int:
         print(f"  {component_type.value:20} {components[0].name} ({components[0].flavor_name})")
     print(f"Experiment tracker {tracker!r} logs to {default_tracking_uri()}")
     return 0
+
+
+def server(args) -> int:
+    from trustops.server import plan_server
+
+    plan = plan_server(backend_store_uri=args.backend_store_uri, artifacts_destination=args.artifacts_destination,
+                       host=args.host, port=args.port, workers=args.workers)
+    print(f"{plan.describe()} (Ctrl-C to stop)", flush=True)
+    print(f"Point the pipelines at it:  export MLFLOW_TRACKING_URI={plan.url}", flush=True)
+    # Become the server, so Ctrl-C and signals reach it directly (as `trustops ui` does).
+    os.execve(sys.executable, plan.command(), plan.environment(os.environ))
+    return 0  # not reached
+
+
+def compare(args) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from trustops.compare import compare_runs, select_runs, write_outputs
+
+    uri = default_tracking_uri()
+    client = MlflowClient(uri, uri)
+    runs = select_runs(client, args.run_ids, experiments=args.experiment, latest_per_config=args.latest_per_config,
+                       max_runs=args.max_runs)
+    if not runs:
+        print("No runs to compare.")
+        return 0
+    comparison = compare_runs(client, runs)
+    print(comparison.to_text())
+    for path in write_outputs(comparison, markdown=args.markdown, csv_path=args.csv):
+        print(f"Wrote {path}")
+    return 0
+
+
+def storage(args) -> int:
+    from trustops.storage import StorageSettings, check_stores, load_storage, save_storage, storage_file
+
+    root = project_root()
+    if args.storage_action == "use":
+        setting = StorageSettings(args.uri, args.endpoint_url, args.region)
+        if setting.is_s3 and not args.no_check:
+            check_stores([("the storage", setting.uri, setting.endpoint_url)])
+        save_storage(setting, root)
+        print(f"Storage: {setting.describe()} (saved in {storage_file(root).name}" + (", DVC remote 's3' is the default)" if (
+            setting.is_s3 and (root / ".dvc").is_dir()) else ")"))
+    setting = load_storage(root)
+    if args.storage_action == "check" and setting.is_s3:
+        check_stores([("the storage", setting.uri, setting.endpoint_url)])
+        print(f"Storage {setting.describe()} answers.")
+    if args.storage_action in ("show", "use"):
+        _print_storage(setting)
+    elif not setting.is_s3:
+        print("Storage is local (.trustops/): nothing to check.")
+    return 0
+
+
+def _print_storage(setting) -> None:
+    if not setting.is_s3:
+        print(f"Storage: local. DVC remote: .trustops/dvc-remote; MLflow artifacts: {default_artifact_root()}; captures: .trustops/captures/<run>")
+        return
+    print(f"Storage: {setting.describe()}")
+    print(f"  DVC remote 's3':   {setting.dvc_url}")
+    print(f"  MLflow artifacts:  {setting.artifact_root} (new experiments; a tracking server proxies to it)")
+    print(f"  captures:          {setting.capture_uri('<run name>')}")
+    print("  credentials:       boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE); never stored")
+

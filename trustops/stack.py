@@ -29,6 +29,10 @@ def configure_zenml_environment(root: Path | None = None) -> None:
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Every trustops command starts here, so the S3 stores follow the one storage setting.
+    from trustops.storage import apply_storage_environment
+
+    apply_storage_environment(root)
 
 
 def ensure_stack(tracking_uri: str, root: Path | None = None) -> str:
@@ -47,18 +51,17 @@ def ensure_stack(tracking_uri: str, root: Path | None = None) -> str:
             raise ConfigError(f"ZenML stack {os.environ['TRUSTOPS_ZENML_STACK']!r} has no experiment tracker; add an MLflow tracker to it.")
         return tracker[0].name
 
+    configuration = tracker_configuration(tracking_uri, client)
     try:
         tracker = client.get_stack_component(StackComponentType.EXPERIMENT_TRACKER, TRACKER_NAME)
-        if tracker.configuration.get("tracking_uri") != tracking_uri:
-            client.update_stack_component(
-                TRACKER_NAME, StackComponentType.EXPERIMENT_TRACKER, configuration={"tracking_uri": tracking_uri}
-            )
+        if any(tracker.configuration.get(k) != v for k, v in configuration.items()):
+            client.update_stack_component(TRACKER_NAME, StackComponentType.EXPERIMENT_TRACKER, configuration=configuration)
     except KeyError:
         client.create_stack_component(
             name=TRACKER_NAME,
             flavor="mlflow",
             component_type=StackComponentType.EXPERIMENT_TRACKER,
-            configuration={"tracking_uri": tracking_uri},
+            configuration={k: v for k, v in configuration.items() if v is not None},
         )
     try:
         client.get_stack(STACK_NAME)
@@ -74,3 +77,46 @@ def ensure_stack(tracking_uri: str, root: Path | None = None) -> str:
     if client.active_stack_model.name != STACK_NAME:
         client.activate_stack(STACK_NAME)
     return TRACKER_NAME
+
+
+AUTH_SECRET = "trustops_mlflow_auth"
+# ZenML's MLflow tracker insists on exactly one authentication method for an http(s) URI.
+# A tracking server without authentication (`trustops server`) ignores a bearer token, so
+# this placeholder satisfies ZenML without pretending to be a credential.
+NO_AUTH_TOKEN = "no-auth"
+
+
+def tracker_configuration(tracking_uri: str, client) -> dict[str, str | None]:
+    """The ``trustops_mlflow`` tracker's settings for ``tracking_uri``.
+
+    For a server, credentials come from ``MLFLOW_TRACKING_TOKEN`` or
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``; they go into a ZenML secret
+    that the tracker references, never into the component's plain configuration.  A ``None``
+    value removes that key from an existing component.
+    """
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import is_remote_mlflow_tracking_uri
+
+    unset = {"tracking_token": None, "tracking_username": None, "tracking_password": None}
+    if not is_remote_mlflow_tracking_uri(tracking_uri):
+        return {"tracking_uri": tracking_uri, **unset}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    username, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if username and password and not token:
+        _store_secret(client, {"username": username, "password": password})
+        return {**unset, "tracking_uri": tracking_uri, "tracking_username": f"{{{{{AUTH_SECRET}.username}}}}",
+                "tracking_password": f"{{{{{AUTH_SECRET}.password}}}}"}
+    if token:
+        _store_secret(client, {"token": token})
+        return {**unset, "tracking_uri": tracking_uri, "tracking_token": f"{{{{{AUTH_SECRET}.token}}}}"}
+    return {**unset, "tracking_uri": tracking_uri, "tracking_token": NO_AUTH_TOKEN}
+
+
+def _store_secret(client, values: dict[str, str]) -> None:
+    try:
+        secret = client.get_secret(AUTH_SECRET)
+    except KeyError:
+        client.create_secret(AUTH_SECRET, values=values)
+        return
+    if dict(secret.secret_values) != values:
+        client.update_secret(AUTH_SECRET, add_or_update_values=values,
+                             remove_values=[k for k in secret.secret_values if k not in values])

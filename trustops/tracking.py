@@ -31,8 +31,22 @@ def ensure_experiment(name: str, tracking_uri: str | None = None, root: Path | N
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = default_artifact_root(root) if is_local_store(tracking_uri) else None
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=experiment_artifact_location(tracking_uri, root))
+
+
+def experiment_artifact_location(tracking_uri: str, root: Path | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts.
+
+    With a tracking server, ``None``: the server's ``--artifacts-destination`` decides (so
+    clients need no storage credentials).  With a local store, the storage setting's S3
+    ``mlartifacts/`` prefix, else the project's ``.trustops/mlartifacts`` folder.
+    """
+    if not is_local_store(tracking_uri):
+        return None
+    from trustops.storage import load_storage
+
+    storage = load_storage(root)
+    return storage.artifact_root if storage.is_s3 else default_artifact_root(root)
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -67,17 +81,17 @@ def log_batch(
     )
 
 
-def log_history(rows: Iterable[Mapping[str, float]]) -> None:
-    """Per-epoch metrics, each at its epoch as the step, so curves plot in the MLflow UI."""
+def log_history(rows: Iterable[Mapping[str, float]], *, step_key: str = "epoch") -> None:
+    """Metrics per epoch (or per ``step_key``), each at that step, so curves plot in the MLflow UI; few requests."""
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_history needs an active MLflow run.")
     timestamp = mlflow.utils.time.get_current_time_millis()
     metrics = [
-        Metric(name, float(value), timestamp, int(row["epoch"]))
+        Metric(name, float(value), timestamp, int(row[step_key]))
         for row in rows
         for name, value in row.items()
-        if name != "epoch" and _finite(value)
+        if name != step_key and _finite(value)
     ]
     for start in range(0, len(metrics), 1000):  # MLflow's per-request limit
         MlflowClient().log_batch(run.info.run_id, metrics=metrics[start : start + 1000])

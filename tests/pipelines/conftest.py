@@ -30,12 +30,22 @@ class Project:
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.root / '.trustops' / 'mlflow.db'}"
 
-    def trustops(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        """Run the real CLI in a child process, as a user would."""
+    def trustops(self, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run the real CLI in a child process, as a user would (``env`` adds variables)."""
         return subprocess.run(
             [str(Path(sys.executable).parent / "trustops"), *args],
-            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=self.root, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
         )
+
+    def python(self, code: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run ``code`` in a child interpreter inside this project (its own ZenML and MLflow stores).
+
+        From a script file: ZenML finds its source root from the main module's file.
+        """
+        script = self.root / "probe.py"
+        script.write_text(code)
+        return subprocess.run([sys.executable, str(script)], cwd=self.root, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
 
     @contextlib.contextmanager
     def mlflow_globals(self):

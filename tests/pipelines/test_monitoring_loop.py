@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.alerts.conftest import SECRET_MARKERS, WebhookReceiver
 from trustops.attacks import pgd_attack
 from trustops.capture import ActivationCapture, open_capture
 
@@ -45,18 +46,44 @@ def served(project):
     return found, model, x, y, serve
 
 
-def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served):
+@pytest.fixture
+def webhook():
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served, webhook):
     found, model, x, y, serve = served
     serve(x[:180])                                                        # clean
     serve(pgd_attack(model, x[180:], y[180:], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
     serve(x[:180].flip(0))                                                 # clean again
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "evidently_drift")
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "evidently_drift",
+                              env={"TRUSTOPS_ALERT_WEBHOOK_URL": webhook.url})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 3 batch(es)" in result.stdout
 
     alerts = [a for a in outbox(project) if a["monitor"] == "mmd_adversarial"]
     assert [a["kind"] for a in alerts] == ["adversarial", "recovered"]  # once, then once on recovery
     assert "capture step 1" in alerts[0]["message"]
+    posted = [body["text"] for body in webhook.accepted()]  # the same alerts, as Slack messages on a real HTTP server
+    assert any("mmd_adversarial" in text and "adversarial" in text.lower() for text in posted)
+    assert any("mmd_adversarial" in text and "recovered" in text.lower() for text in posted)
+    assert not any(marker in result.stdout + result.stderr for marker in SECRET_MARKERS)
+
+    # One ZenML pipeline run of collect -> check -> chart -> alert did it.
+    zenml = project.python(
+        "from trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
+        "from zenml.client import Client\n"
+        "run = Client().get_pipeline('monitoring_pipeline').last_run\n"
+        "print(run.status, sorted(run.steps))\n"
+        "print(run.steps['send_alerts'].outputs['pass_report'][0].load().steps)"
+    )
+    assert zenml.returncode == 0, zenml.stderr[-3000:]
+    status, steps = zenml.stdout.splitlines()[-2:]
+    assert status.startswith("completed") and all(
+        name in status for name in ("check_captures", "chart_metrics", "collect_captures", "send_alerts"))
+    assert steps == "[0, 1, 2]"
 
     state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/v1/watermark.json").read_text())
     assert state["last_step"] == max(open_capture(found.capture_uri).steps("predict"))
@@ -70,8 +97,22 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served)
     assert "drift" in Path(report).read_text().lower()
     assert run.data.tags["evidently_drift_report_step"] == str(max(m.step for m in history))
 
+    for key, value in {**run.data.params, **run.data.tags}.items():  # the webhook URL is a secret
+        assert not any(marker in f"{key}={value}" for marker in SECRET_MARKERS)
+
     again = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
     assert again.returncode == 0 and "nothing to monitor" in again.stdout
+
+
+def test_a_zenml_schedule_on_the_local_orchestrator_is_refused_with_the_alternatives(project, served):
+    result = project.trustops("schedule", "--cron", "*/5 * * * *", "--model", "e2e-monitor", "--zenml")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "does not run schedules" in result.stderr and "--print-crontab" in result.stderr and "Traceback" not in result.stderr
+    listed = project.python(
+        "from trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
+        "from zenml.client import Client\nprint(len(Client().list_schedules()))"
+    )
+    assert listed.returncode == 0 and listed.stdout.split()[-1] == "0"  # nothing half-registered
 
 
 def test_a_corrupt_chunk_is_reported_and_skipped_without_losing_later_batches(project, served):
@@ -103,3 +144,77 @@ def test_overlapping_runs_are_refused(tmp_path):
                 pass
     with exclusive_run(tmp_path / "run.lock"):  # released afterwards
         pass
+
+
+def test_labels_that_arrive_with_a_batch_are_checked_for_accuracy(project, served):
+    import pandas as pd
+
+    frame = pd.read_parquet(project.root / "data" / "digits.parquet")
+    test = frame[frame["split"] == "test"].drop(columns=["split"]).head(200)
+    test.to_parquet(project.root / "labelled.parquet")
+    wrong = test.assign(label=(test["label"] + 1) % 10)  # every label off by one: accuracy ~0
+    wrong.to_parquet(project.root / "mislabelled.parquet")
+    for name in ("labelled", "mislabelled"):
+        scored = project.trustops("predict", "--model", "e2e-monitor", "--input", f"{name}.parquet", "--batch-size", "200")
+        assert scored.returncode == 0, scored.stderr[-3000:]
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "accuracy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Monitored 2 batch(es)" in result.stdout
+    accuracy_alerts = [a for a in outbox(project) if a["monitor"] == "accuracy"]
+    assert [a["kind"] for a in accuracy_alerts] == ["out_of_control"]  # the mislabelled batch only
+    assert accuracy_alerts[0]["value"] > 0.5  # the drop from the reference accuracy
+
+
+def test_labels_the_model_does_not_know_are_refused(project, served):
+    import pandas as pd
+
+    frame = pd.read_parquet(project.root / "data" / "digits.parquet")
+    frame[frame["split"] == "test"].drop(columns=["split"]).head(10).assign(label=42).to_parquet(project.root / "odd.parquet")
+    result = project.trustops("predict", "--model", "e2e-monitor", "--input", "odd.parquet")
+    assert result.returncode == 2 and "labels the model does not know" in result.stderr and "42" in result.stderr
+
+
+TEAM_STACK = """
+import sys
+from zenml.client import Client
+from zenml.enums import StackComponentType as Kind
+from trustops.paths import default_tracking_uri
+from trustops.stack import ensure_stack
+
+tracker = ensure_stack(default_tracking_uri())  # the trustops stack and its MLflow tracker
+client = Client()
+client.create_flavor(source="tests.pipelines.schedulable_orchestrator.SchedulableLocalOrchestratorFlavor",
+                     component_type=Kind.ORCHESTRATOR)
+client.create_flavor(source="tests.alerts.zenml_recording_alerter.RecordingAlerterFlavor", component_type=Kind.ALERTER)
+client.create_stack_component(name="team_orchestrator", flavor="trustops_schedulable_local",
+                              component_type=Kind.ORCHESTRATOR, configuration={"schedules_file": sys.argv[1]})
+client.create_stack_component(name="recorder", flavor="trustops_recording", component_type=Kind.ALERTER,
+                              configuration={"path": sys.argv[2]})
+client.create_stack(name="team", components={Kind.ORCHESTRATOR: "team_orchestrator", Kind.ARTIFACT_STORE: "default",
+                                             Kind.EXPERIMENT_TRACKER: tracker, Kind.ALERTER: "recorder"})
+print("registered")
+"""
+
+
+def test_on_a_team_stack_the_monitor_is_a_zenml_schedule_and_alerts_reach_its_alerter(project, served):
+    """A stack like a team's: an orchestrator that runs schedules, and a ZenML alerter (Slack's stand-in)."""
+    from tests.alerts.zenml_recording_alerter import read_posts
+
+    found, model, x, y, serve = served
+    schedules, posts = project.root / "schedules.jsonl", project.root / "alerter-posts.txt"
+    importable = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # where the test flavors live
+    code = TEAM_STACK.replace("sys.argv[1]", repr(str(schedules))).replace("sys.argv[2]", repr(str(posts)))
+    registered = project.python(code, env=importable)
+    assert registered.returncode == 0, registered.stderr[-3000:]
+    team = {**importable, "TRUSTOPS_ZENML_STACK": "team"}
+
+    scheduled = project.trustops("schedule", "--cron", "*/10 * * * *", "--model", "e2e-monitor", "--zenml", env=team)
+    assert scheduled.returncode == 0, scheduled.stderr[-3000:]
+    (handed_off,) = [json.loads(line) for line in schedules.read_text().splitlines()]
+    assert handed_off["cron_expression"] == "*/10 * * * *" and handed_off["pipeline"] == "monitoring_pipeline"
+    assert handed_off["parameters"]["model_name"] == "e2e-monitor"
+
+    serve(pgd_attack(model, x[:150], y[:150], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", env=team)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any("mmd_adversarial" in post and "adversarial" in post.lower() for post in read_posts(str(posts)))

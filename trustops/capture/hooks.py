@@ -58,27 +58,72 @@ def make_writer(store: str | CaptureStore, *, backend: str = DEFAULT_BACKEND, **
     raise CaptureConfigError(f"Unknown capture backend {backend!r}. Choose one of: {', '.join(BACKENDS)}.")
 
 
-def _snapshot(tensor: torch.Tensor) -> torch.Tensor:
-    """A CPU copy detached from autograd; the cheapest call that gives one (this is the hot path)."""
+SLAB_BYTES = 1 << 20
+
+
+def _snapshot(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU copy detached from autograd; the straightforward copy (each tensor its own allocation)."""
     if tensor.is_cpu:
         return tensor.detach().clone() if tensor.requires_grad else tensor.clone()
     return tensor.detach().to("cpu")
 
 
-def _reference(tensor: torch.Tensor) -> torch.Tensor:
+def _reference(name: str, tensor: torch.Tensor) -> torch.Tensor:
     """The tensor itself, detached (``copy=False``: the caller promises no in-place change)."""
     if tensor.is_cpu:
         return tensor.detach() if tensor.requires_grad else tensor
     return tensor.detach().to("cpu")
 
 
+class _Slabs:
+    """Copies each captured tensor into the next rows of a preallocated per-layer slab.
+
+    The copy is the one :func:`_snapshot` makes, but consecutive steps of a layer land back
+    to back in one block of memory, so the writer hands a run of them to the store as a
+    single view of the slab instead of concatenating them (one copy of the data, not two).
+    A slab is never reused: a full one is dropped and freed once its rows are written.
+    """
+
+    def __init__(self, slab_bytes: int = SLAB_BYTES) -> None:
+        self.slab_bytes = slab_bytes
+        self._slabs: dict[str, list[Any]] = {}  # name -> [slab, next free row, dtype, item shape]
+
+    def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dim() == 0:
+            return _snapshot(name, tensor)
+        if tensor.requires_grad:
+            tensor = tensor.detach()
+        rows = tensor.shape[0]
+        entry = self._slabs.get(name)
+        if entry is None or entry[1] + rows > entry[0].shape[0] or entry[2] != tensor.dtype or entry[3] != tensor.shape[1:]:
+            entry = self._new_slab(name, tensor)
+        start = entry[1]
+        view = entry[0][start : start + rows]
+        view.copy_(tensor)
+        entry[1] = start + rows
+        return view
+
+    def _new_slab(self, name: str, tensor: torch.Tensor) -> list[Any]:
+        row_bytes = max(1, tensor[0].nbytes) if tensor.shape[0] else max(1, tensor.element_size())
+        capacity = max(tensor.shape[0], self.slab_bytes // row_bytes)
+        # A normal tensor even under inference_mode: an inference tensor could not be written
+        # to by a later forward pass run outside inference mode.
+        with torch.inference_mode(False):
+            slab = torch.empty((capacity, *tensor.shape[1:]), dtype=tensor.dtype)
+        entry = self._slabs[name] = [slab, 0, tensor.dtype, tensor.shape[1:]]
+        return entry
+
+    def clear(self) -> None:
+        self._slabs.clear()
+
+
 def _copy(value: Any, name: str, into: dict[str, torch.Tensor], take=_snapshot) -> None:
     if isinstance(value, torch.Tensor):
-        into[name] = take(value)
+        into[name] = take(name, value)
     elif isinstance(value, (tuple, list)):
         for i, item in enumerate(value):
             if isinstance(item, torch.Tensor):
-                into[f"{name}.{i}"] = take(item)
+                into[f"{name}.{i}"] = take(f"{name}.{i}", item)
 
 
 class ActivationCapture:
@@ -125,7 +170,7 @@ class ActivationCapture:
         **writer_options: Any,
     ) -> None:
         self.model = model
-        self._take = _snapshot if copy else _reference
+        self._take = _Slabs() if copy else _reference
         self.mode = check_mode(mode)
         self._save_inputs = save_inputs
         self._save_outputs = save_outputs
@@ -195,7 +240,7 @@ class ActivationCapture:
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if isinstance(output, torch.Tensor):
-                buffer[name] = take(output)
+                buffer[name] = take(name, output)
             else:
                 _copy(output, name, buffer, take)
 
@@ -208,12 +253,12 @@ class ActivationCapture:
         if self._inputs and args:
             first = args[0]
             if isinstance(first, torch.Tensor):
-                tensors["inputs"] = take(first)
+                tensors["inputs"] = take("inputs", first)
             else:
                 _copy(first, "inputs", tensors, take)
         if self._outputs:
             if isinstance(output, torch.Tensor):
-                tensors["outputs"] = take(output)
+                tensors["outputs"] = take("outputs", output)
             else:
                 _copy(output, "outputs", tensors, take)
         self.last_step = self.writer.write_step(self.mode, tensors, self.meta)

@@ -79,6 +79,37 @@ def _torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
+def _slab_runs(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """``torch.cat(tensors)`` as a few zero-copy views, when the tensors are consecutive rows of slabs.
+
+    That is how :class:`trustops.capture.hooks._Slabs` lays out a layer's steps: each maximal
+    run of tensors that sit back to back in one contiguous base becomes one view of it, and
+    the views' bytes, written one after another, are exactly the concatenation's.  Anything
+    else (references kept with ``copy=False``, tensors of their own) returns ``None``.
+    """
+    runs: list[torch.Tensor] = []
+    base = None
+    for tensor in tensors:
+        if tensor._base is base and base is not None and tensor.data_ptr() == expected and tensor.is_contiguous():
+            expected += tensor.nbytes
+            rows += tensor.shape[0]
+            continue
+        if base is not None:
+            runs.append(_rows_view(base, first, expected, rows))
+        base, first = tensor._base, tensor
+        if base is None or not base.is_contiguous() or base.dtype != tensor.dtype or not tensor.is_contiguous():
+            return None
+        expected, rows = tensor.data_ptr() + tensor.nbytes, tensor.shape[0]
+    runs.append(_rows_view(base, first, expected, rows))
+    return runs
+
+
+def _rows_view(base: torch.Tensor, first: torch.Tensor, end: int, rows: int) -> torch.Tensor:
+    size = first.element_size()
+    start = (first.data_ptr() - base.data_ptr()) // size
+    return base.reshape(-1)[start : start + (end - first.data_ptr()) // size].view(rows, *first.shape[1:])
+
+
 def _segments(steps: list[_Pending]) -> Iterator[tuple[str, list[int], list[torch.Tensor]]]:
     """Per layer, runs of consecutive steps whose tensors share dtype and trailing shape."""
     first = steps[0].tensors
@@ -142,33 +173,38 @@ class NativeWriter(CaptureWriter):
         offset = 0
         for name, run_steps, tensors in _segments(steps):
             scalar = tensors[0].dim() == 0
-            # One copy into a contiguous block per segment: torch does it without the GIL.
             if scalar:
-                block = torch.stack(tensors)
+                blocks = [torch.stack(tensors)]
             elif len(tensors) == 1:
-                block = tensors[0].contiguous()
+                blocks = [tensors[0].contiguous()]
             else:
-                block = torch.cat(tensors)
+                # The hooks' slabs usually hold the run back to back already (no copy);
+                # otherwise one copy into a contiguous block (torch does it without the GIL).
+                blocks = _slab_runs(tensors) or [torch.cat(tensors)]
             pad = -offset % ALIGN
             if pad:
                 parts.append(bytes(pad))
                 hasher.update(bytes(pad))
                 offset += pad
-            raw = _raw_bytes(block)
-            parts.append(raw)
-            hasher.update(raw)
+            nbytes = 0
+            for block in blocks:
+                raw = _raw_bytes(block)
+                parts.append(raw)
+                hasher.update(raw)
+                nbytes += raw.nbytes
+            head = blocks[0]
             segments.append(
                 {
                     "name": name,
-                    "dtype": str(block.dtype).removeprefix("torch."),
-                    "item_shape": None if scalar else list(block.shape[1:]),
+                    "dtype": str(head.dtype).removeprefix("torch."),
+                    "item_shape": None if scalar else list(head.shape[1:]),
                     "steps": run_steps,
                     "rows": [1] * len(tensors) if scalar else [t.shape[0] for t in tensors],
                     "offset": offset,
-                    "nbytes": raw.nbytes,
+                    "nbytes": nbytes,
                 }
             )
-            offset += raw.nbytes
+            offset += nbytes
         manifest = {
             "format": "trustops-capture",
             "backend": "native",

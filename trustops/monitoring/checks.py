@@ -38,6 +38,7 @@ class MonitorView:
     # (mean, sigma) of the charted value when the batch is in control, if known in closed form;
     # otherwise the chart's limits come from clean batches resampled from the reference.
     in_control: tuple[float, float] | None = None
+    applies: Callable[[CapturedStep], bool] = lambda step: True  # e.g. only batches whose labels arrived
 
 
 def _probabilities(step: CapturedStep) -> torch.Tensor:
@@ -61,6 +62,12 @@ VIEWS: dict[str, MonitorView] = {
     "prediction_shift": MonitorView(reference=lambda ref: ref.predictions.numpy(), batch=lambda step: _probabilities(step).argmax(1).numpy()),
     "mean_confidence": MonitorView(reference=lambda ref: ref.probabilities.numpy(), batch=lambda step: _probabilities(step).numpy()),
     "evidently_drift": MonitorView(reference=lambda ref: _table(ref.inputs), batch=lambda step: _table(_inputs(step))),
+    "accuracy": MonitorView(
+        reference=lambda ref: (ref.predictions.numpy(), ref.labels.numpy()),
+        batch=lambda step: (_probabilities(step).argmax(1).numpy(), np.asarray(step.meta["labels"])),
+        options={"tolerance": 0.1},
+        applies=lambda step: "labels" in step.meta,
+    ),
     "input_expectations": MonitorView(
         reference=lambda ref: _table(ref.inputs), batch=lambda step: _table(_inputs(step)), charted=False
     ),
@@ -88,6 +95,8 @@ def fit_monitors(names: list[str], reference: Reference) -> tuple[dict[str, Moni
 def check_batch(monitors: dict[str, Monitor], step: CapturedStep) -> BatchCheck:
     results, failures = {}, {}
     for name, monitor in monitors.items():
+        if not VIEWS[name].applies(step):
+            continue
         try:
             results[name] = monitor.check(VIEWS[name].batch(step))
         except Exception as error:
@@ -107,11 +116,12 @@ def phase_one_scores(monitor: Monitor, view: MonitorView, reference: Reference, 
     scores = []
     for _ in range(n_batches):
         rows = torch.randint(len(reference.penultimate), (batch_size,), generator=generator)  # a bootstrap batch
-        sample = Reference(reference.penultimate[rows], reference.probabilities[rows], reference.inputs[rows])
+        sample = Reference(reference.penultimate[rows], reference.probabilities[rows], reference.inputs[rows],
+                           reference.labels[rows])
         fake_step = CapturedStep(mode="predict", step=-1, tensors={
             "penultimate": sample.penultimate,
             "inputs": sample.inputs,
             "outputs": torch.log(sample.probabilities.clamp_min(1e-12)),
-        }, meta={})
+        }, meta={"labels": sample.labels.tolist()})
         scores.append(view.chart_value(monitor.check(view.batch(fake_step))))
     return np.asarray(scores, dtype=float)

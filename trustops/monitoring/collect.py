@@ -1,29 +1,41 @@
-"""Read the PREDICT steps that arrived after the watermark, chunk by chunk (never all history)."""
+"""Find the PREDICT captures that arrived after the watermark, and stream them chunk by chunk.
+
+Collecting reads only the capture's manifests; the check stage then reads the listed chunks one
+at a time, so a pass holds one chunk in memory however much traffic arrived (never all history).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
-from trustops.capture import CapturedStep, CaptureReader, CorruptChunkError
-
-
-@dataclass(frozen=True)
-class UnreadableChunk:
-    key: str
-    steps: list[int]
-    reason: str
+from trustops.capture import CapturedStep, CorruptChunkError, open_capture
+from trustops.monitoring.records import ChunkRef, CollectedCaptures, UnreadableChunk
+from trustops.monitoring.watermark import Watermark
 
 
-def new_steps(
-    reader: CaptureReader, *, after: int | None, quarantined: set[str]
-) -> Iterator[CapturedStep | UnreadableChunk]:
-    """Every readable new step in order; an unreadable chunk yields one :class:`UnreadableChunk`."""
-    for chunk in reader.chunks("predict", after=after):
-        if chunk.key in quarantined:
+def collect_new_captures(capture_uri: str, state: Path) -> CollectedCaptures:
+    """The chunks with steps after the watermark kept in ``state``, less the quarantined ones."""
+    watermark = Watermark.load(state / "watermark.json", capture_uri)
+    reader = open_capture(capture_uri)
+    quarantined = set(watermark.quarantined)
+    chunks = [
+        ChunkRef(key=chunk.key, steps=list(chunk.steps))
+        for chunk in reader.chunks("predict", after=watermark.last_step)
+        if chunk.key not in quarantined
+    ]
+    return CollectedCaptures(capture_uri=capture_uri, after=watermark.last_step, chunks=chunks)
+
+
+def read_collected(collected: CollectedCaptures) -> Iterator[CapturedStep | UnreadableChunk]:
+    """Every readable collected step in order; an unreadable chunk yields one :class:`UnreadableChunk`."""
+    wanted = {chunk.key for chunk in collected.chunks}
+    reader = open_capture(collected.capture_uri)
+    for chunk in reader.chunks("predict", after=collected.after):
+        if chunk.key not in wanted:  # arrived after collection, or quarantined: the next pass's
             continue
         try:
-            steps = chunk.read(after=after)
+            steps = chunk.read(after=collected.after)
         except CorruptChunkError as error:
             yield UnreadableChunk(key=chunk.key, steps=list(error.steps or chunk.steps), reason=str(error))
             continue

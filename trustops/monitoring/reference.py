@@ -16,6 +16,7 @@ class Reference:
     penultimate: torch.Tensor  # shape-(N, D), the last captured validation pass
     probabilities: torch.Tensor  # shape-(N, K)
     inputs: torch.Tensor  # shape-(N, ...), the validation split itself
+    labels: torch.Tensor  # shape-(N,), the validation split's class indices
 
     @property
     def predictions(self) -> torch.Tensor:
@@ -28,7 +29,8 @@ class Reference:
         first, second = split_reference(self.penultimate, seed=seed)
         aligned = len(self.inputs) == len(self.penultimate)
         return tuple(
-            Reference(self.penultimate[rows], self.probabilities[rows], self.inputs[rows] if aligned else self.inputs)
+            Reference(self.penultimate[rows], self.probabilities[rows], *((self.inputs[rows], self.labels[rows]) if aligned
+                                                                           else (self.inputs, self.labels)))
             for rows in (first, second)
         )
 
@@ -40,5 +42,5 @@ def load_reference(model: nn.Module, model_info: RegisteredModel) -> Reference:
     penultimate = reader.load("eval", "penultimate", where=reader.last_pass("eval")).float()
     with torch.no_grad():
         probabilities = torch.softmax(model.head(penultimate), dim=1)
-    inputs, _, _ = load_split(model_info, "val")
-    return Reference(penultimate=penultimate, probabilities=probabilities, inputs=inputs)
+    inputs, labels, _ = load_split(model_info, "val")
+    return Reference(penultimate=penultimate, probabilities=probabilities, inputs=inputs, labels=labels)

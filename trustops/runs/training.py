@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from trustops.paths import default_tracking_uri, project_root, state_dir
 from trustops.runs.preflight import check_training_inputs
 from trustops.settings import TrainSettings
 from trustops.runs.zenml_runs import run_tracked_pipeline
+from trustops.storage import check_stores, load_storage
+from trustops.tracking import experiment_artifact_location
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +50,27 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     from pipelines.training import training_pipeline
 
     run_name = settings.tracking.run_name or default_run_name(settings)
+    storage = load_storage(root)
     if settings.capture.enabled and not settings.capture.uri:
-        captures = state_dir(root) / "captures" / run_name
-        settings = dataclasses.replace(settings, capture=dataclasses.replace(settings.capture, uri=str(captures)))
-    run_tags = {"trustops_job": "train", **({"sweep_point": sweep_point} if sweep_point else {})}
+        if storage.is_s3:
+            capture = dataclasses.replace(settings.capture, uri=storage.capture_uri(run_name),
+                                          endpoint_url=settings.capture.endpoint_url or storage.endpoint_url)
+        else:
+            capture = dataclasses.replace(settings.capture, uri=str(state_dir(root) / "captures" / run_name))
+        settings = dataclasses.replace(settings, capture=capture)
+    check_run_stores(settings, tracking_uri, root)
+    run_tags = {**comparison_tags(settings), "trustops_job": "train", **({"sweep_point": sweep_point} if sweep_point else {})}
     pipeline_run = run_tracked_pipeline(
         training_pipeline, run_name=run_name, experiment_name=settings.tracking.experiment_name, root=root,
         settings=settings.to_dict(), resolved_config=resolved_config, run_tags=run_tags,
     )
     registration = pipeline_run.steps["register_model"].outputs["registration"][0].load()
+    if registration.get("version"):
+        # The tag every trustops run uses for the model it made or used (see trustops.compare).
+        from mlflow.tracking import MlflowClient
+
+        model_version = f"{registration['registered_model']}/{registration['version']}"
+        MlflowClient(tracking_uri).set_tag(registration["run_id"], "model_version", model_version)
     return TrainingRunSummary(
         run_name=run_name,
         mlflow_run_id=registration["run_id"],
@@ -68,3 +83,32 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     )
 
 
+def comparison_tags(settings: TrainSettings) -> dict[str, str]:
+    """The tags every trustops run shares (activation, dp), so runs compare side by side."""
+    return {
+        "activation": settings.model.activation,
+        "model_family": settings.model.family,
+        "dp": str(settings.dp.enabled).lower(),
+    }
+
+
+def check_run_stores(settings: TrainSettings, tracking_uri: str, root) -> None:
+    """Fail before any run exists when an S3 store the run would write to is not usable.
+
+    With a tracking server the server writes the artifacts; it was checked when it started.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from trustops.tracking import is_local_store
+
+    endpoint = load_storage(root).endpoint_url
+    stores = []
+    if is_local_store(tracking_uri):
+        database = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else None
+        fresh = database is not None and not os.path.exists(database)  # no store yet: leave creating it to the run
+        experiment = None if fresh else MlflowClient(tracking_uri).get_experiment_by_name(settings.tracking.experiment_name)
+        artifacts = experiment.artifact_location if experiment else experiment_artifact_location(tracking_uri, root)
+        stores.append(("the MLflow artifact store", artifacts, endpoint))
+    if settings.capture.enabled:
+        stores.append(("the capture store", settings.capture.uri, settings.capture.endpoint_url or endpoint))
+    check_stores(stores)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from trustops.errors import ConfigError, DataError
 
-__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "run_predict"]
+__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "read_labels", "run_predict"]
 
 INPUT_FORMATS = (".csv", ".parquet", ".pq", ".npz")
 
@@ -31,6 +31,27 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     if not name or version in ("", "@") or not (version == "latest" or version.startswith("@") or version.isdigit()):
         raise ConfigError(f"--model must be NAME, NAME:VERSION or NAME@ALIAS (VERSION a number). Got: {spec!r}")
     return name, version
+
+
+def read_labels(path: str | Path, label_column: str | None, classes: list) -> np.ndarray | None:
+    """shape-(N,) class indices from the input table's label column, or ``None`` when it has none.
+
+    Labels that arrive with the batch let the ``accuracy`` monitor check it.  A label outside the
+    model's classes is an error: it would silently count as a wrong prediction.
+    """
+    path = Path(path)
+    if not label_column or path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return None
+    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    if label_column not in frame.columns:
+        return None
+    index = {str(c): i for i, c in enumerate(classes)}
+    labels = frame[label_column].astype(str)
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise DataError(f"{path} column {label_column!r} holds labels the model does not know: {unknown[:5]}. "
+                        f"Its classes: {[str(c) for c in classes]}.")
+    return labels.map(index).to_numpy(dtype=np.int64)
 
 
 def read_inputs(path: str | Path, feature_columns: list[str], input_shape: tuple[int, ...]) -> np.ndarray:
@@ -123,10 +144,14 @@ def predict_file(
     wrapper.capture_uri_override = capture_uri
     config = wrapper.config
     inputs = read_inputs(path, list(config["feature_columns"]), tuple(config["input_shape"]))
+    classes = list(config.get("classes") or [])
+    labels = read_labels(path, found.training.data.label_column, classes) if classes else None
     probabilities, steps = [], []
     try:
         for start in range(0, len(inputs), batch_size):
             batch = inputs[start : start + batch_size]
+            if labels is not None:
+                wrapper.step_meta = {"labels": labels[start : start + batch_size].tolist()}
             probabilities.append(wrapper.predict(None, batch))
             steps.append(np.full(len(batch), -1 if wrapper.last_step is None else wrapper.last_step))
     finally:

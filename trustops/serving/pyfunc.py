@@ -79,6 +79,8 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
         self.capture_failures = 0
         self.captured_steps = 0
         self.last_step: int | None = None
+        #: Recorded with the next captured step (e.g. ``{"labels": [...]}`` for the accuracy monitor).
+        self.step_meta: dict[str, Any] = {}
         self._capture = None
         self._retry_at = 0.0
         self._lock = threading.Lock()
@@ -188,6 +190,7 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
             self.last_step = None
             if capture is None:
                 return self.model(inputs)
+            capture.meta = self.step_meta
             try:
                 logits = self.model(inputs)
             except CaptureError as error:

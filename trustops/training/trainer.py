@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -88,8 +89,12 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
     return torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.trainer.momentum)
 
 
-def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSettings) -> TrainingResult:
+def train_classifier(
+    frame: pd.DataFrame, info: DatasetInfo, settings: TrainSettings, *, callbacks: Sequence[L.Callback] = ()
+) -> TrainingResult:
     """Train on the ``train`` split, validating each epoch on ``val``.
+
+    ``callbacks`` are extra Lightning callbacks (the benchmarks time epochs with one).
 
     The same settings and seed give identical weights: initialisation and DP noise draw from
     generators seeded by ``trainer.seed``, batch order (or Poisson sampling) from
@@ -136,12 +141,12 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
         logging.getLogger(name).setLevel(logging.WARNING)
     module = ClassifierModule(model, optimizer, privacy=privacy)
     history = _EpochHistory()
-    callbacks: list[L.Callback] = [history]
+    trainer_callbacks: list[L.Callback] = [history, *callbacks]
     if settings.capture.enabled and settings.capture.uri:
         from trustops.capture.callback import ActivationCaptureCallback
 
         writer_options = {"endpoint_url": settings.capture.endpoint_url} if settings.capture.endpoint_url else {}
-        callbacks.append(
+        trainer_callbacks.append(
             ActivationCaptureCallback(
                 settings.capture.uri, backend=settings.capture.backend, include=settings.capture.include, **writer_options
             )
@@ -152,7 +157,7 @@ def train_classifier(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSett
         max_epochs=settings.trainer.max_epochs,
         deterministic=True,
         logger=False,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,

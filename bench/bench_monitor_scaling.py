@@ -1,0 +1,166 @@
+"""Monitor scaling: time and peak memory of one monitor pass over 10³, 10⁴ and 10⁵ new captured samples.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.bench_monitor_scaling [--quick] [--out bench/results/monitor_scaling.json]
+
+Set-up (not timed), in a throw-away project: the digits MLP is trained for 2 epochs with
+``train_classifier`` and its validation passes captured (the monitor's reference), as
+``trustops train`` does.  For each size, in a fresh process, a copy of that capture store
+receives ``n`` inference samples in batches of ``--batch-size`` (resampled test rows,
+through ``ActivationCapture`` as a served model would), and
+``trustops.monitoring.loop.monitor_pass`` (what ``trustops monitor`` runs, without the MLflow
+logging around it) monitors all of them: collect -> check -> chart -> alert -> watermark.
+Each repeat uses a fresh state folder, so every pass sees all ``n`` samples; the first pass's
+peak memory is measured (see :mod:`bench._common`).  Monitors: ``mmd_adversarial``,
+``prediction_shift`` and ``mean_confidence``; the HTML-report and Great Expectations
+monitors cost ~0.1-1 s per batch on their own and would only scale the per-batch constant.
+
+Linearity is judged from the marginal cost per sample between consecutive sizes (the fixed
+part -- reference loading, fitting, Phase I charts, plotting -- cancels out): linear when the
+10⁴->10⁵ marginal cost is within 1.5x of the 10³->10⁴ one.  Memory is flat when the peak
+increase at 10⁵ exceeds the one at 10³ by at most 16 MiB (RSS noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import digits_settings, isolated_env, machine, make_project, peak_memory, report_from_worker, run_worker, write_report
+
+SIZES = (1_000, 10_000, 100_000)
+MONITORS = ["mmd_adversarial", "prediction_shift", "mean_confidence"]
+LINEAR_TOLERANCE = 1.5
+MEMORY_GROWTH_MAX_BYTES = 16 << 20  # RSS noise; streaming 10⁵ samples should need no more
+
+
+def set_up(root: Path) -> Path:
+    """Train and capture the reference; returns the folder holding ``model.pt`` and ``capture/``."""
+    import torch
+
+    from trustops.data.loading import load_dataset
+    from trustops.training.trainer import train_classifier
+
+    base = root / "bench-model"
+    settings = digits_settings(family="mlp", epochs=2, capture=True, capture_uri=str(base / "capture"))
+    data = settings.data
+    frame, info = load_dataset(
+        root / data.path, fmt=data.format, image_shape=data.image_shape,
+        val_fraction=data.val_fraction, test_fraction=data.test_fraction, split_seed=data.split_seed,
+    )  # fmt: skip
+    result = train_classifier(frame, info, settings)
+    torch.save(result.model, base / "model.pt")
+    (base / "settings.json").write_text(__import__("json").dumps(settings.to_dict()))
+    return base
+
+
+def worker(base: Path, n: int, batch_size: int, repeats: int) -> dict[str, Any]:
+    import json
+
+    import torch
+
+    from trustops.alerts import AlertManager
+    from trustops.capture import ActivationCapture
+    from trustops.monitoring.loop import monitor_pass
+    from trustops.registry import RegisteredModel
+    from trustops.settings import TrainSettings
+    from trustops.training.tensors import features_tensor
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix=f"monitor-{n}-", dir=base))
+    capture_uri = work / "capture"
+    shutil.copytree(base / "capture", capture_uri)
+    settings = TrainSettings.from_dict(json.loads((base / "settings.json").read_text()))
+    model = torch.load(base / "model.pt", weights_only=False).eval()
+    import pandas as pd
+
+    frame = pd.read_parquet(Path(base).parent / settings.data.path)
+    test = frame[frame[settings.data.split_column] == "test"]
+    x = features_tensor(test, [c for c in test.columns if c.startswith("pixel_")], settings.data.image_shape)
+    generator = torch.Generator().manual_seed(n)
+    with ActivationCapture(model, str(capture_uri), mode="predict") as capture, torch.inference_mode():
+        for start in range(0, n, batch_size):
+            model(x[torch.randint(len(x), (min(batch_size, n - start),), generator=generator)])
+        capture.flush()
+    info = RegisteredModel(
+        name="bench", version=1, run_id="bench", model_uri="unused", tags={"capture_uri": str(capture_uri)}, training=settings
+    )
+
+    runs, memory, batches = [], None, None
+    for repeat in range(repeats):
+        state = work / f"state-{repeat}"
+        alerts = AlertManager.from_config(state / "alerts", ["console"])
+        with peak_memory() as probe:
+            start = time.perf_counter()
+            report = monitor_pass(model, info, state=state, alerts=alerts, monitors=MONITORS)
+            runs.append(time.perf_counter() - start)
+        memory = memory or probe
+        batches = len(report.steps)
+        if report.monitor_failures:
+            raise RuntimeError(f"monitors failed: {report.monitor_failures}")
+    shutil.rmtree(work, ignore_errors=True)
+    return {"n": n, "batch_size": batch_size, "batches": batches, "seconds": runs, "median_s": statistics.median(runs), "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    parser.add_argument("--batch-size", type=int, default=200, help="samples per captured inference batch")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="10³ and 10⁴ samples, one pass each")
+    parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        report_from_worker(worker(args.worker, args.sizes[0], args.batch_size, args.repeats))
+        return {}
+    if args.quick:
+        args.sizes, args.repeats = [1_000, 10_000], 1
+
+    started = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="trustops-bench-monitor-") as folder:
+        root = make_project(Path(folder) / "project")
+        base = set_up(root)
+        for n in args.sizes:
+            row = run_worker(
+                "bench_monitor_scaling", [str(base), "--sizes", str(n), "--batch-size", str(args.batch_size), "--repeats", str(args.repeats)],
+                env=isolated_env(root), timeout=1200,
+            )  # fmt: skip
+            row["seconds_per_sample"] = row["median_s"] / n
+            rows.append(row)
+            print(
+                f"{n:>7,} new samples ({row['batches']} batches): pass {row['median_s']:.2f} s, "
+                f"peak memory +{row['memory']['increase_bytes'] / 2**20:.0f} MiB",
+                flush=True,
+            )
+    marginal = [
+        (b["median_s"] - a["median_s"]) / (b["n"] - a["n"]) for a, b in zip(rows, rows[1:])
+    ]
+    linear = len(marginal) < 2 or marginal[-1] <= LINEAR_TOLERANCE * max(marginal[0], 1e-12)
+    memories = [row["memory"]["increase_bytes"] for row in rows]
+    flat = memories[-1] - memories[0] <= MEMORY_GROWTH_MAX_BYTES
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "monitors": MONITORS,
+        "results": rows,
+        "marginal_seconds_per_sample": marginal,
+        "linear": linear,
+        "memory_growth_ratio": memories[-1] / max(memories[0], 1),
+        "memory_flat": flat,
+        "seconds_total": time.perf_counter() - started,
+    }
+    print(f"linear in new data: {linear} (marginal s/sample {', '.join(f'{m:.2e}' for m in marginal)}); memory flat: {flat}")
+    write_report("monitor_scaling", report, args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Step: run every enabled monitor plugin on each collected batch."""
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from torch import nn
+from zenml import step
+
+from trustops.monitoring.checking import check_collected
+from trustops.monitoring.records import CheckedBatches, CollectedCaptures
+from trustops.registry import RegisteredModel
+from trustops.tracking import log_history
+
+
+@step(enable_cache=False)
+def check_captures(
+    model: nn.Module, model_info: dict[str, Any], collected: CollectedCaptures, monitors: list[str], state: str
+) -> Annotated[CheckedBatches, "checked_batches"]:
+    import mlflow
+
+    checked = check_collected(model, RegisteredModel.from_dict(model_info), collected, monitors=monitors, state=Path(state))
+    # One MLflow step per capture step, so each metric's history plots over time.
+    log_history(({"step": batch.step, **batch.metric_row()} for batch in checked.batches), step_key="step")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, report in checked.html_reports.items():
+            page = Path(folder) / f"{name}_report.html"
+            page.write_text(report.html, encoding="utf-8")
+            mlflow.log_artifact(str(page), "drift")
+            mlflow.set_tag(f"{name}_report_step", str(report.step))
+    return checked

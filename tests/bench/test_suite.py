@@ -1,0 +1,59 @@
+"""The benchmark suite's table: what it says about met and missed targets, and one real quick run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import markdown, table_rows
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _monitor(memories_mib: list[int], flat: bool) -> dict:
+    sizes = [1_000, 10_000, 100_000]
+    return {
+        "results": [
+            {"n": n, "batches": n // 100, "median_s": 1.0 + n * 1e-4, "memory": {"increase_bytes": m << 20}}
+            for n, m in zip(sizes, memories_mib)
+        ],
+        "marginal_seconds_per_sample": [1e-4, 1e-4],
+        "linear": True,
+        "memory_growth_ratio": memories_mib[-1] / memories_mib[0],
+        "memory_flat": flat,
+    }
+
+
+def test_a_missed_target_says_by_how_much_and_why_and_a_met_one_does_not():
+    orchestration = {"overhead_s": 12.5, "ratio_pipeline_over_plain": 3.0, "pipeline_median_s": 18.75, "plain_median_s": 6.25}
+    rows = table_rows({"orchestration": orchestration, "monitor_scaling": _monitor([100, 101, 160], flat=False)})
+    by_figure = {row["figure"]: row for row in rows}
+
+    overhead = by_figure["overhead per pipeline run beyond the steps' own work"]
+    assert (overhead["measured"], overhead["target"], overhead["met"]) == ("12.5 s", "≤ 10 s", False)
+    assert overhead["why"].startswith("2.5 s over: ")
+    memory = by_figure["peak memory, 100,000 ÷ 1,000 new samples"]
+    assert memory["met"] is False and "+60 MiB" in memory["why"] and "NativeChunk.read" in memory["why"]
+    assert by_figure["marginal time per sample, last size step ÷ first"] == {
+        "workload": "Monitor scaling", "figure": "marginal time per sample, last size step ÷ first",
+        "measured": "1.00×", "target": "linear (≤ 1.5×)", "met": True, "why": "",
+    }
+
+    table = markdown(rows).splitlines()
+    assert table[0] == "| workload | figure | measured | target | met? |"
+    assert len(table) == 2 + len(rows)
+    assert "| 12.5 s | ≤ 10 s | **no** — 2.5 s over: " in table[3]
+    assert table[2].endswith("| — | — |")  # an informational figure: no target
+
+
+def test_quick_run_of_one_workload_writes_the_json_and_the_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "smelu", "--out-dir", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["cpu_count"] >= 1 and summary["quick"] and summary["failed"] == []
+    assert summary["workloads"]["smelu"]["ratio_smelu_over_relu"] > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "| SmeLU | SmeLU ÷ ReLU time" in table and table in done.stdout

@@ -1,0 +1,218 @@
+"""Runs side by side: the trust metrics and tags every trustops run shares, one column per run.
+
+Each row is one comparable quantity.  Jobs log some of them under their own names (the
+training pipeline's ``accuracy`` is the test accuracy, a robustness point's is
+``clean_accuracy``, a reproducibility variant's ``accuracy_mean``); :data:`FIELDS` lists,
+per row, the names tried in order, so old runs and every job line up in the same row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One row of the table: where its value comes from, in order of preference."""
+
+    label: str
+    metrics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("experiment"),
+    Field("job", tags=("trustops_job",)),
+    Field("status"),
+    Field("activation", tags=("activation",), params=("model.activation", "activation")),
+    Field("dp", tags=("dp",), params=("dp.enabled", "dp")),
+    Field("data hash", tags=("data_hash",)),
+    Field("model version", tags=("model_version", "registered_model_version")),
+    Field("accuracy", metrics=("accuracy", "test_accuracy", "clean_accuracy", "accuracy_mean")),
+    Field("dp_epsilon", metrics=("dp_epsilon",), tags=("dp_epsilon",)),
+    Field("attack success rate", metrics=("attack_success_rate",)),
+    Field("detection rate", metrics=("detection_rate",)),
+    Field("baseline detection rate", metrics=("baseline_detection_rate",)),
+    Field("PD (relative)", metrics=("relative_pd_mean",)),
+    Field("PD (total variation)", metrics=("tv_pd_mean",)),
+    Field("chart signals"),
+)
+LABELS = tuple(f.label for f in FIELDS)
+# Params that differ between runs of one configuration (a per-run folder, a given run name).
+RUN_SPECIFIC_PARAMS = frozenset({"capture.uri", "capture_uri", "tracking.run_name", "data.resolved_path"})
+CHART_SIGNAL_SUFFIX = ".chart_signal"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Rows are :data:`LABELS`, columns are runs (``run_names`` / ``run_ids``)."""
+
+    run_ids: list[str]
+    run_names: list[str]
+    rows: list[list[Any]]
+
+    def header(self) -> list[str]:
+        return ["", *self.run_names]
+
+    def body(self) -> list[list[Any]]:
+        return [[label, *values] for label, values in zip(["run id", *LABELS], [[r[:12] for r in self.run_ids], *self.rows])]
+
+    def to_text(self) -> str:
+        from trustops.summary import format_table
+
+        return format_table(self.header(), [[_text(v) for v in row] for row in self.body()])
+
+    def to_markdown(self) -> str:
+        def line(cells: Sequence[Any]) -> str:
+            return "| " + " | ".join(_text(c).replace("|", "\\|") for c in cells) + " |"
+
+        header = self.header()
+        return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in self.body())]) + "\n"
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["field", *self.run_names])
+        writer.writerow(["run id", *self.run_ids])
+        for label, values in zip(LABELS, self.rows):
+            writer.writerow([label, *("" if v is None else v for v in values)])
+        return out.getvalue()
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def select_runs(
+    client,
+    run_ids: Sequence[str] = (),
+    *,
+    experiments: Sequence[str] = (),
+    latest_per_config: bool = False,
+    max_runs: int = 50,
+) -> list:
+    """The runs to compare: the given ids, else the newest runs of the experiments (all when none is named)."""
+    from mlflow.exceptions import MlflowException
+
+    if max_runs < 1:
+        raise ConfigError(f"--max-runs must be >= 1. Got: {max_runs}")
+    if run_ids:
+        runs = []
+        for run_id in run_ids:
+            try:
+                runs.append(client.get_run(run_id))
+            except MlflowException:
+                raise ConfigError(f"No MLflow run {run_id!r} in the tracking store {_store(client)}. "
+                                  "Give full run ids (`trustops compare` without ids lists recent runs).") from None
+    else:
+        if experiments:
+            found = [client.get_experiment_by_name(name) for name in experiments]
+            missing = [name for name, e in zip(experiments, found) if e is None]
+            if missing:
+                known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+                raise ConfigError(f"No experiment named {', '.join(map(repr, missing))} in {_store(client)}. Experiments: {known}.")
+        else:
+            found = client.search_experiments()
+        ids = [e.experiment_id for e in found]
+        # Latest per configuration looks further back than --max-runs, then keeps max_runs groups.
+        limit = max(max_runs * 20, 1000) if latest_per_config else max_runs
+        runs = list(client.search_runs(ids, order_by=["attributes.start_time DESC"], max_results=limit)) if ids else []
+    if latest_per_config:
+        latest: dict[tuple, Any] = {}
+        for run in sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True):
+            latest.setdefault(config_key(run), run)
+        runs = list(latest.values())
+    return runs[:max_runs] if not run_ids else runs
+
+
+def config_key(run) -> tuple:
+    """What makes two runs "the same configuration": experiment, job and every config param."""
+    params = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in RUN_SPECIFIC_PARAMS))
+    return run.info.experiment_id, run.data.tags.get("trustops_job", ""), params
+
+
+def compare_runs(client, runs: Sequence) -> Comparison:
+    experiments: dict[str, str] = {}
+    columns = []
+    for run in runs:
+        exp_id = run.info.experiment_id
+        if exp_id not in experiments:
+            experiments[exp_id] = client.get_experiment(exp_id).name
+        columns.append(_column(client, run, experiments[exp_id]))
+    rows = [[column[i] for column in columns] for i in range(len(FIELDS))]
+    return Comparison([r.info.run_id for r in runs], [r.info.run_name or r.info.run_id[:12] for r in runs], rows)
+
+
+def _column(client, run, experiment: str) -> list[Any]:
+    values: list[Any] = []
+    for f in FIELDS:
+        if f.label == "experiment":
+            values.append(experiment)
+        elif f.label == "status":
+            values.append(run.info.status)
+        elif f.label == "chart signals":
+            values.append(chart_signals(client, run))
+        else:
+            values.append(_lookup(run, f))
+    return values
+
+
+def _lookup(run, f: Field) -> Any:
+    for name in f.metrics:
+        if name in run.data.metrics:
+            return float(run.data.metrics[name])
+    for name in f.tags:
+        if name in run.data.tags:
+            value = run.data.tags[name]
+            if f.label == "data hash":
+                return value[:10]
+            return _number(value) if f.metrics else value
+    for name in f.params:
+        if name in run.data.params:
+            value = run.data.params[name]
+            return value.lower() if value in ("True", "False") else value
+    return None
+
+
+def _number(value: str) -> Any:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def chart_signals(client, run) -> int | None:
+    """How many monitored batches a control chart flagged in this run (``None``: no charts)."""
+    names = [k for k in run.data.metrics if k.endswith(CHART_SIGNAL_SUFFIX)]
+    if not names:
+        return None
+    return sum(1 for name in names for m in client.get_metric_history(run.info.run_id, name) if m.value)
+
+
+def _store(client) -> str:
+    from trustops.capture.store import redact_url
+
+    return redact_url(str(client.tracking_uri))
+
+
+def write_outputs(comparison: Comparison, *, markdown: str | Path | None = None, csv_path: str | Path | None = None) -> list[Path]:
+    written = []
+    for target, text in ((markdown, comparison.to_markdown), (csv_path, comparison.to_csv)):
+        if target:
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text(), encoding="utf-8")
+            written.append(path)
+    return written
