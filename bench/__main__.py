@@ -27,7 +27,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "dp": ("bench_dp", ["--repeats", "1", "--epochs", "6"], ["--quick"]),
     "smelu": ("bench_smelu", [], ["--quick"]),
     "orchestration": ("bench_orchestration", ["--repeats", "2"], ["--quick"]),
-    "monitor_scaling": ("bench_monitor_scaling", ["--repeats", "1"], ["--quick"]),
+    "monitor_scaling": ("bench_monitor_scaling", ["--repeats", "1"], ["--quick", "--no-s3"]),
     "control_charts": ("bench_control_charts", [], ["--repeats", "1", "--n-update", "500", "--n-check", "5000", "--replications", "500"]),
 }
 
@@ -160,6 +160,9 @@ def _monitor_rows(r: dict[str, Any]) -> list[Row]:
     growth = (last["memory"]["increase_bytes"] - first["memory"]["increase_bytes"]) / 2**20
     rows.append(_row("Monitor scaling", f"peak memory, {last['n']:,} ÷ {first['n']:,} new samples", f"{r['memory_growth_ratio']:.2f}× ({growth:+.0f} MiB)",
                      "flat", r["memory_flat"], f"{growth:+.0f} MiB for {last['n'] - first['n']:,} more samples: {WHY['monitor_memory']}"))
+    if s3 := r.get("s3"):
+        rows.append(_row("Monitor scaling", f"one pass over {s3['n']:,} new samples, captures on S3 (SeaweedFS on loopback) ÷ local disk",
+                         f"{s3['s3_over_local']:.2f}× ({s3['median_s']:.2f} s vs {s3['local_median_s']:.2f} s)"))
     return rows
 
 

@@ -16,6 +16,9 @@ peak memory is measured (see :mod:`bench._common`).  Monitors: ``mmd_adversarial
 ``prediction_shift`` and ``mean_confidence``; the HTML-report and Great Expectations
 monitors cost ~0.1-1 s per batch on their own and would only scale the per-batch constant.
 
+Store: the same pass at 10⁴ samples also runs with the capture store on S3 (a SeaweedFS
+server on loopback, started by the benchmark), reported as S3 time ÷ local time.
+
 Linearity is judged from the marginal cost per sample between consecutive sizes (the fixed
 part -- reference loading, fitting, Phase I charts, plotting -- cancels out): linear when the
 10⁴->10⁵ marginal cost is within 1.5x of the 10³->10⁴ one.  Memory is flat when the peak
@@ -60,7 +63,24 @@ def set_up(root: Path) -> Path:
     return base
 
 
-def worker(base: Path, n: int, batch_size: int, repeats: int) -> dict[str, Any]:
+S3_SIZE = 10_000
+
+
+def _copy_capture(source: Path, destination: str) -> None:
+    """The reference capture, file for file, at ``destination`` (a folder or ``s3://bucket/prefix``)."""
+    if not destination.startswith("s3://"):
+        shutil.copytree(source, destination)
+        return
+    import boto3
+
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    client = boto3.session.Session().client("s3")
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(source).as_posix()}")
+
+
+def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "local") -> dict[str, Any]:
     import json
 
     import torch
@@ -74,8 +94,8 @@ def worker(base: Path, n: int, batch_size: int, repeats: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix=f"monitor-{n}-", dir=base))
-    capture_uri = work / "capture"
-    shutil.copytree(base / "capture", capture_uri)
+    capture_uri = f"{store.rstrip('/')}/{work.name}/capture" if store.startswith("s3://") else str(work / "capture")
+    _copy_capture(base / "capture", capture_uri)
     settings = TrainSettings.from_dict(json.loads((base / "settings.json").read_text()))
     model = torch.load(base / "model.pt", weights_only=False).eval()
     import pandas as pd
@@ -105,7 +125,8 @@ def worker(base: Path, n: int, batch_size: int, repeats: int) -> dict[str, Any]:
         if report.monitor_failures:
             raise RuntimeError(f"monitors failed: {report.monitor_failures}")
     shutil.rmtree(work, ignore_errors=True)
-    return {"n": n, "batch_size": batch_size, "batches": batches, "seconds": runs, "median_s": statistics.median(runs), "memory": memory}
+    return {"n": n, "batch_size": batch_size, "batches": batches, "store": "s3" if store.startswith("s3://") else "local",
+            "seconds": runs, "median_s": statistics.median(runs), "memory": memory}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -116,9 +137,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="10³ and 10⁴ samples, one pass each")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--store", default="local", help=argparse.SUPPRESS)  # a worker's capture store: local or s3://bucket
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 ÷ local comparison")
     args = parser.parse_args(argv)
     if args.worker is not None:
-        report_from_worker(worker(args.worker, args.sizes[0], args.batch_size, args.repeats))
+        report_from_worker(worker(args.worker, args.sizes[0], args.batch_size, args.repeats, args.store))
         return {}
     if args.quick:
         args.sizes, args.repeats = [1_000, 10_000], 1
@@ -140,6 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"peak memory +{row['memory']['increase_bytes'] / 2**20:.0f} MiB",
                 flush=True,
             )
+        s3 = None if args.no_s3 else _s3_row(base, root, args, local=next((r for r in rows if r["n"] == S3_SIZE), None))
     marginal = [
         (b["median_s"] - a["median_s"]) / (b["n"] - a["n"]) for a, b in zip(rows, rows[1:])
     ]
@@ -155,11 +179,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "linear": linear,
         "memory_growth_ratio": memories[-1] / max(memories[0], 1),
         "memory_flat": flat,
+        "s3": s3,
         "seconds_total": time.perf_counter() - started,
     }
     print(f"linear in new data: {linear} (marginal s/sample {', '.join(f'{m:.2e}' for m in marginal)}); memory flat: {flat}")
     write_report("monitor_scaling", report, args.out)
     return report
+
+
+def _s3_row(base: Path, root: Path, args: argparse.Namespace, *, local: dict[str, Any] | None) -> dict[str, Any]:
+    """The 10⁴-sample pass with the capture store on a loopback S3 server, against the local one."""
+    import uuid
+
+    from trustops.devtools.seaweedfs import local_s3_server
+
+    if local is None:
+        local = run_worker("bench_monitor_scaling", [str(base), "--sizes", str(S3_SIZE), "--batch-size", str(args.batch_size),
+                                                     "--repeats", str(args.repeats)], env=isolated_env(root), timeout=1200)
+    with tempfile.TemporaryDirectory(prefix="trustops-bench-s3-") as folder, local_s3_server(Path(folder)) as server:
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        server.client().create_bucket(Bucket=bucket)
+        env = {**isolated_env(root), "AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+               "AWS_DEFAULT_REGION": server.region, "AWS_ENDPOINT_URL_S3": server.endpoint_url}
+        row = run_worker("bench_monitor_scaling", [str(base), "--sizes", str(S3_SIZE), "--batch-size", str(args.batch_size),
+                                                   "--repeats", str(args.repeats), "--store", f"s3://{bucket}"], env=env, timeout=1200)
+    row["local_median_s"] = local["median_s"]
+    row["s3_over_local"] = row["median_s"] / local["median_s"]
+    print(f"{S3_SIZE:>7,} new samples, captures on S3: pass {row['median_s']:.2f} s = {row['s3_over_local']:.2f}x local", flush=True)
+    return row
 
 
 if __name__ == "__main__":

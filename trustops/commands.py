@@ -69,7 +69,7 @@ def stream(model_name: str, version: str) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from steps.adversarial.attack_split import load_split
+    from trustops.data.registered import load_split
     from trustops.monitoring.stream import demo_batches, serve
     from trustops.registry import resolve_registered_model
     from trustops.runs.monitoring import run_monitor

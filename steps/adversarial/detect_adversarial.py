@@ -18,7 +18,7 @@ from trustops.detection.plots import embedding_figure, layer_table_figure, suspi
 from trustops.registry import RegisteredModel
 from trustops.settings import AttackSettings, DetectSettings
 from trustops.tracking import log_batch
-from steps.adversarial.attack_split import load_split
+from trustops.data.registered import load_split
 
 
 @step(enable_cache=False)

@@ -88,9 +88,21 @@ def test_data_artifacts_and_captures_round_trip_through_the_bucket(s3_project, s
         model = mlflow.pytorch.load_model(f"models:/{MODEL}/1")
     assert sum(p.numel() for p in model.parameters()) > 0
 
+    # Inference captures land in the bucket too, and a monitor pass reads them back from it.
+    scored = run_cli(project, "predict", "--model", MODEL, "--input", "data/digits.parquet", "--batch-size", "300")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert len(capture.steps("predict")) == 6  # 1,797 rows in batches of 300
+    monitored = run_cli(project, "monitor", "--model", MODEL, "--monitors", "mmd_adversarial", "prediction_shift", "accuracy")
+    assert monitored.returncode == 0, monitored.stderr[-3000:]
+    assert "Monitored 6 batch(es)" in monitored.stdout
+    monitor_runs = client.search_runs([client.get_experiment_by_name("trustops-monitoring").experiment_id])
+    assert {r.data.tags.get("capture_uri") for r in monitor_runs} == {run.data.tags["capture_uri"]}
+    assert len(client.get_metric_history(monitor_runs[0].info.run_id, "accuracy.score")) == 6  # labels came with the file
+
     # No secret in anything MLflow recorded: params, tags, metric names, artifacts' bytes, model version tags.
     secret = s3_env.secret_key
     recorded = [trained.stdout, trained.stderr, repr(run.data.params), repr(run.data.tags), repr(list(run.data.metrics))]
+    recorded += [monitored.stdout, monitored.stderr, *(repr(r.data.params) + repr(r.data.tags) for r in monitor_runs)]
     recorded += [repr(v.tags) for v in client.search_model_versions(f"name='{MODEL}'")]
     run_files = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "run")))
     with project.mlflow_globals() as mlflow:  # MLflow 3 keeps the model beside the run, as a logged model

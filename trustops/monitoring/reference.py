@@ -36,7 +36,7 @@ class Reference:
 
 
 def load_reference(model: nn.Module, model_info: RegisteredModel) -> Reference:
-    from steps.adversarial.attack_split import load_split
+    from trustops.data.registered import load_split
 
     reader = open_capture(model_info.capture_uri)
     penultimate = reader.load("eval", "penultimate", where=reader.last_pass("eval")).float()

@@ -1,0 +1,1 @@
+"""Helpers for developing and testing trustops on one machine."""
