@@ -91,7 +91,60 @@ def worker(repeats: int) -> dict[str, Any]:
     for repeat in range(repeats):
         for name in (("pipeline", "plain") if repeat % 2 == 0 else ("plain", "pipeline")):
             seconds[name].append(timed(pipeline if name == "pipeline" else plain))
-    return {"first_pipeline_s": first_pipeline, "first_plain_s": first_plain, "seconds": seconds}
+    return {"first_pipeline_s": first_pipeline, "first_plain_s": first_plain, "seconds": seconds,
+            "monitor": _monitor_pass_overhead(settings, repeats)}
+
+
+def _monitor_pass_overhead(settings, repeats: int) -> dict[str, Any]:
+    """One monitor pass over the same 5 new batches: the ZenML monitor pipeline ÷ ``monitor_pass`` called directly.
+
+    Each pass has its own state folder, so each sees all the batches served just before it.
+    """
+    import shutil
+
+    import mlflow
+    import torch
+
+    from trustops.alerts import AlertManager
+    from trustops.capture import ActivationCapture
+    from trustops.data.registered import load_split
+    from trustops.monitoring.loop import monitor_pass
+    from trustops.paths import default_tracking_uri, project_root
+    from trustops.registry import resolve_registered_model
+    from trustops.runs.monitoring import monitor_state, run_monitor
+
+    monitors = ["mmd_adversarial", "prediction_shift", "mean_confidence"]
+    name = settings.tracking.registered_model_name
+    found = resolve_registered_model(name, "latest")
+    model = mlflow.pytorch.load_model(found.model_uri).eval()
+    x, _, _ = load_split(found, "test")
+    state = monitor_state(project_root(), found)
+
+    def serve() -> None:
+        with ActivationCapture(model, found.capture_uri, mode="predict") as capture, torch.inference_mode():
+            for start in range(0, 5 * 60, 60):
+                model(x[start : start + 60])
+            capture.flush()
+
+    def pipeline() -> None:
+        run_monitor(name, str(found.version), monitors=monitors)
+
+    def plain() -> None:
+        shutil.rmtree(state.with_name("plain"), ignore_errors=True)
+        monitor_pass(model, found, state=state.with_name("plain"), monitors=monitors,
+                     alerts=AlertManager.from_config(state.with_name("plain") / "alerts", ["console"]))
+
+    seconds: dict[str, list[float]] = {"pipeline": [], "plain": []}
+    for repeat in range(repeats + 1):
+        shutil.rmtree(state, ignore_errors=True)  # both see every batch served so far
+        serve()
+        for kind in (("pipeline", "plain") if repeat % 2 == 0 else ("plain", "pipeline")):
+            start = time.perf_counter()
+            pipeline() if kind == "pipeline" else plain()
+            if repeat:  # the first pair warms the caches (imports, the reference)
+                seconds[kind].append(time.perf_counter() - start)
+    return {"seconds": seconds, "pipeline_median_s": statistics.median(seconds["pipeline"]),
+            "plain_median_s": statistics.median(seconds["plain"]), "tracking_uri": default_tracking_uri()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -129,6 +182,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"(first run, creating the ZenML store: {measured['first_pipeline_s']:.1f} s)",
         flush=True,
     )
+    monitor = measured["monitor"]
+    report["monitor_overhead_s"] = monitor["pipeline_median_s"] - monitor["plain_median_s"]
+    report["monitor_ratio"] = monitor["pipeline_median_s"] / monitor["plain_median_s"]
+    print(f"monitor pass: ZenML+MLflow {monitor['pipeline_median_s']:.1f} s, plain {monitor['plain_median_s']:.1f} s -> "
+          f"{report['monitor_ratio']:.2f}x, +{report['monitor_overhead_s']:.1f} s per run", flush=True)
     write_report("orchestration", report, args.out)
     return report
 
