@@ -8,9 +8,9 @@ One timed call is ``act(x).backward(grad)`` on a float32 tensor of ``--numel`` e
 (default 2**22, 16 MiB) that requires grad; the activations are the modules the models use
 (``trustops.models.activations.make_activation``).  Activations are timed in rotating order
 within each repeat and the ratio is taken within the repeat, then the median over repeats is
-reported.  There is no target: SmeLU is three elementwise kernels (square, two ``where``) and
-a longer autograd graph where ReLU and GELU are one fused kernel each, and this says how much
-that costs.
+reported.  There is no target: ReLU and GELU are one fused kernel each way, SmeLU is a custom
+autograd function of four elementwise passes forward and three backward (no compiled kernel,
+no ``torch.compile``), and this says how much that costs.
 """
 
 from __future__ import annotations

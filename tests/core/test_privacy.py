@@ -7,6 +7,9 @@ wiring rather than trusting that a flag was passed.
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opacus.accountants import RDPAccountant
 from opacus.data_loader import DPDataLoader
 from opacus.optimizers import DPOptimizer
 from torch.utils.data import DataLoader, TensorDataset
@@ -14,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from trustops.errors import ConfigError
 from trustops.models.networks import build_classifier
 from trustops.settings import DPSettings
-from trustops.training.privacy import make_private
+from trustops.training.privacy import make_private, planned_epsilon, rdp_epsilon
 
 MAX_GRAD_NORM = 0.5
 
@@ -108,3 +111,28 @@ def test_an_unreachable_budget_is_a_config_error():
             model, torch.optim.SGD(model.parameters(), lr=0.1), loader, DPSettings(target_epsilon=1e-4),
             epochs=50, n_train=64, generator=torch.Generator().manual_seed(0),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The cached RDP epsilon is Opacus's, bit for bit
+
+steps_of = st.tuples(st.floats(0.3, 8.0), st.floats(1e-3, 0.5), st.integers(1, 5_000))
+
+
+@settings(max_examples=25)  # each example runs Opacus's uncached series (~0.2 s)
+@given(history=st.lists(steps_of, min_size=1, max_size=3), delta=st.floats(1e-8, 1e-3))
+def test_cached_rdp_epsilon_equals_the_opacus_accountant_exactly(history, delta):
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    assert rdp_epsilon(history, delta) == accountant.get_epsilon(delta)
+
+
+def test_epsilon_and_the_budget_plan_equal_the_opacus_accountant():
+    privacy, inputs, targets = private_setup(noise_multiplier=1.3)
+    for _ in range(3):
+        backward(privacy, inputs[:8], targets[:8])
+        privacy.optimizer.step()
+        assert privacy.epsilon() == privacy.engine.get_epsilon(privacy.delta)
+    accountant = RDPAccountant()
+    accountant.history = [(1.3, 0.25, 40)]
+    assert planned_epsilon("rdp", 1.3, 0.25, 40, 1e-5) == accountant.get_epsilon(1e-5)

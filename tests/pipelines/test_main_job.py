@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,10 +42,17 @@ def test_main_job_prepares_data_with_dvc_and_trains(fresh_clone):
     assert "test acc" in result.stdout and "trustops ui" in result.stdout
     # The stream after training: PGD traffic is flagged, and the clean batches at the end recover.
     stream = result.stdout.split("monitoring after each:", 1)[1]
-    rows = [line.split(None, 3) for line in stream.splitlines() if line[:1].isdigit()]
-    assert [row[1] for row in rows] == ["clean", "clean", "drift", "drift", "drift", "PGD", "PGD", "clean", "clean"]
-    assert "adversarial:mmd_adversarial" in stream  # raised during the drift or the PGD burst
-    assert "recovered:mmd_adversarial" in stream
+    rows = [re.match(r"^(\d+)\s+(clean|drift \d|PGD)\s+(\S+)\s+(.*?)\s*$", line) for line in stream.splitlines()]
+    rows = [row for row in rows if row]
+    assert [row[2].split()[0] for row in rows] == ["clean", "clean", "drift", "drift", "drift", "PGD", "PGD", "clean", "clean"]
+    alerts = [set(row[4].split(", ")) - {"-"} for row in rows]
+    assert alerts[0] == alerts[1] == set()  # clean traffic raises nothing
+    raised = [i for i, batch in enumerate(alerts) if "adversarial:mmd_adversarial" in batch]
+    recovered = [i for i, batch in enumerate(alerts) if "recovered:mmd_adversarial" in batch]
+    assert len(raised) == 1 and 2 <= raised[0] <= 6  # the shift is flagged once, during the drift or the PGD burst
+    assert len(recovered) == 1 and recovered[0] >= 7  # and recovers only once clean traffic is back
+    mmd = [float(row[3]) for row in rows]
+    assert min(mmd[5:7]) > max(mmd[0:2]) and min(mmd[5:7]) > max(mmd[7:9])  # PGD batches sit far from clean ones
 
     data.unlink()
     pulled = subprocess.run([str(Path(shutil.which("dvc") or REPO_ROOT / ".venv/bin/dvc")), "pull"], cwd=root, capture_output=True, text=True)

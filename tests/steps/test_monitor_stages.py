@@ -113,3 +113,12 @@ def test_a_pass_with_nothing_new_is_a_no_op_that_still_delivers_pending_alerts(t
     report = send_alerts(collected(None), CheckedBatches(), chart_batches(CheckedBatches(), state=tmp_path, title_suffix="m"),
                          model_info=MODEL, state=tmp_path, alerts=AlertManager(tmp_path / "alerts"))
     assert report.no_op and report.watermark is None and not (tmp_path / "watermark.json").exists()
+
+
+def test_a_monitor_that_alerts_through_its_chart_only_records_its_alarm_without_alerting(tmp_path: Path) -> None:
+    quiet = BatchScores(step=1, batch_size=100, scores={
+        "prediction_shift": MonitorScore(score=2.0, threshold=1.3, alarm=True, chart_value=2.0, alerts_on_alarm=False)})
+    found = CheckedBatches(batches=[quiet], in_control={"prediction_shift": (1.0, 1.0)})  # 2.0 is inside 1 ± 3
+    report = send_alerts(collected(None, 1), found, chart_batches(found, state=tmp_path, title_suffix="m"),
+                         model_info=MODEL, state=tmp_path, alerts=AlertManager(tmp_path / "alerts"))
+    assert report.alerts == [] and report.metrics[0]["prediction_shift.alarm"] == 1.0

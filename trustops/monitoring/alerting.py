@@ -50,6 +50,8 @@ def conditions(checked: CheckedBatches, charted: ChartedPoints) -> Iterator[Cond
             yield Condition(name, "check", "monitor_failure", True,
                             dict(value=None, kind="monitor_failure", severity="warning", message=reason))
         for name, score in batch.scores.items():
+            if not score.alerts_on_alarm:
+                continue
             kind = "adversarial" if name == "mmd_adversarial" else "out_of_control"
             yield Condition(name, "score", f"{name}>threshold", score.alarm, dict(
                 value=score.score, kind=kind, severity="critical" if kind == "adversarial" else "warning",

@@ -37,7 +37,7 @@ def check_collected(
             view = VIEWS[name]
             batch.scores[name] = MonitorScore(
                 score=float(result.score), threshold=float(result.threshold), alarm=bool(result.alarm),
-                chart_value=float(view.chart_value(result)) if view.charted else None,
+                chart_value=float(view.chart_value(result)) if view.charted else None, alerts_on_alarm=view.alerts_on_alarm,
             )
         if "evidently_drift" in check.results:  # now: the Phase I re-checks below would replace its report
             checked.html_reports["evidently_drift"] = HtmlReport(step=item.step, html=fitted["evidently_drift"].report_html())

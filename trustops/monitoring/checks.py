@@ -39,6 +39,9 @@ class MonitorView:
     # otherwise the chart's limits come from clean batches resampled from the reference.
     in_control: tuple[float, float] | None = None
     applies: Callable[[CapturedStep], bool] = lambda step: True  # e.g. only batches whose labels arrived
+    # Whether the monitor's own decision alerts.  A per-batch test at alpha = 0.05 would raise a
+    # false alarm every 20 clean batches; such a monitor alerts through its chart (ARL ~370) only.
+    alerts_on_alarm: bool = True
 
 
 def _probabilities(step: CapturedStep) -> torch.Tensor:
@@ -59,7 +62,8 @@ VIEWS: dict[str, MonitorView] = {
         chart_value=lambda result: -math.log10(float(result.details["p_value"])),
         in_control=(1 / math.log(10), 1 / math.log(10)),
     ),
-    "prediction_shift": MonitorView(reference=lambda ref: ref.predictions.numpy(), batch=lambda step: _probabilities(step).argmax(1).numpy()),
+    "prediction_shift": MonitorView(reference=lambda ref: ref.predictions.numpy(), batch=lambda step: _probabilities(step).argmax(1).numpy(),
+                                   alerts_on_alarm=False),
     "mean_confidence": MonitorView(reference=lambda ref: ref.probabilities.numpy(), batch=lambda step: _probabilities(step).numpy()),
     "evidently_drift": MonitorView(reference=lambda ref: _table(ref.inputs), batch=lambda step: _table(_inputs(step))),
     "accuracy": MonitorView(

@@ -40,6 +40,7 @@ class MonitorScore(BaseModel):
     threshold: float
     alarm: bool
     chart_value: float | None = None  # what goes on the monitor's control chart; None when not charted
+    alerts_on_alarm: bool = True  # False: the alarm is recorded, and only the chart alerts
 
 
 class BatchScores(BaseModel):

@@ -9,12 +9,16 @@ privacy accounting assumes.  The Lightning module then only has to step that opt
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from opacus import PrivacyEngine
-from opacus.accountants import create_accountant
+from opacus.accountants import RDPAccountant, create_accountant
+from opacus.accountants.analysis import rdp as rdp_analysis
 from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.utils.data import DataLoader
@@ -38,7 +42,31 @@ class PrivateTraining:
 
     def epsilon(self) -> float:
         """The (epsilon, delta)-DP guarantee spent so far, from the accountant."""
-        return float(self.engine.get_epsilon(self.delta)) if self.engine.accountant.history else 0.0
+        accountant = self.engine.accountant
+        if not accountant.history:
+            return 0.0
+        if type(accountant) is RDPAccountant:
+            return rdp_epsilon(accountant.history, self.delta)
+        return float(self.engine.get_epsilon(self.delta))
+
+
+@functools.lru_cache(maxsize=64)
+def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
+    rdp = rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=RDPAccountant.DEFAULT_ALPHAS)
+    rdp.setflags(write=False)
+    return rdp
+
+
+def rdp_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """``RDPAccountant.get_epsilon(delta)`` for this ``history``, bit for bit, at a fraction of the cost.
+
+    The RDP of ``steps`` identical steps is ``steps`` times that of one (Opacus computes it that
+    way too), and one step's RDP at Opacus's 150 orders costs ~50 ms of pure-Python series; it
+    is computed once per (noise multiplier, sample rate) here instead of at every epoch's report.
+    """
+    rdp = sum([_rdp_per_step(noise_multiplier, sample_rate) * steps for noise_multiplier, sample_rate, steps in history])
+    epsilon, _ = rdp_analysis.get_privacy_spent(orders=RDPAccountant.DEFAULT_ALPHAS, rdp=rdp, delta=delta)
+    return float(epsilon)
 
 
 def make_private(
@@ -87,6 +115,8 @@ def make_private(
 
 def planned_epsilon(accountant: str, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     """The epsilon the accountant certifies for ``steps`` Poisson-sampled noisy steps."""
+    if accountant == "rdp":
+        return rdp_epsilon([(noise_multiplier, sample_rate, steps)], delta)
     plan = create_accountant(accountant)
     plan.history = [(noise_multiplier, sample_rate, steps)]
     return float(plan.get_epsilon(delta=delta))
