@@ -11,6 +11,7 @@ from monitors import _inputs
 from monitors._state import ConfigAndFittedState
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorInputError
+from monitors.sequential import log_score
 
 
 
@@ -29,17 +30,26 @@ def _accuracy(data: Any, name: str) -> tuple[float, int]:
 
 
 class AccuracyMonitor(ConfigAndFittedState, Monitor):
-    """Accuracy of a labelled batch against the reference accuracy minus a tolerance.
+    """Exact one-sided test: is a labelled batch's accuracy below the reference's?
 
-    ``score`` is the accuracy drop ``reference_accuracy - accuracy`` and ``threshold`` is
-    ``tolerance``; ``alarm`` is ``score > threshold`` exactly.  The tolerance is absolute and
-    fixed: for small batches, pick it wider than the batch accuracy's sampling noise
-    (about ``sqrt(a (1 - a) / M)`` for ``M`` rows).
+    ``fit`` counts the reference's correct predictions (``k`` of ``N``).  For a batch with ``c``
+    correct of ``M``, Fisher's exact test conditions on the pooled count ``k + c``: under the
+    null (batch and reference rows exchangeable) the batch's count is hypergeometric, and the
+    p-value is ``P(X <= c)``.  It accounts for the reference's own sampling error, so a batch
+    exactly as accurate as the reference is never an alarm, and only a *drop* is evidence.
+    Fitted on an accuracy alone (a number), the reference accuracy is taken as exact and the
+    test is binomial.
+
+    ``score`` is ``-log10 p`` and ``threshold`` ``-log10 alpha``; ``alarm`` is ``p <= alpha`` and
+    a drop larger than ``min_drop`` (practical significance; 0 by default), and always equals
+    ``score > threshold`` (a drop within ``min_drop`` scores 0).
 
     Parameters
     ----------
-    tolerance
-        Allowed accuracy drop, ``0 <= tolerance < 1``.
+    alpha
+        Level of one test, ``0 < alpha < 1`` (the loop sets it from the false-page budget).
+    min_drop
+        Smallest accuracy drop worth an alarm, ``0 <= min_drop < 1``.
 
     Examples
     --------
@@ -49,7 +59,7 @@ class AccuracyMonitor(ConfigAndFittedState, Monitor):
     ...     labels = g.integers(0, 10, size=n)
     ...     wrong = g.random(n) < error_rate
     ...     return np.where(wrong, (labels + 1) % 10, labels), labels
-    >>> monitor = AccuracyMonitor(tolerance=0.05).fit(labelled(2000, 0.1))
+    >>> monitor = AccuracyMonitor(alpha=0.001).fit(labelled(2000, 0.1))
     >>> round(monitor.reference_accuracy, 3)
     0.885
     >>> good, bad = monitor.check(labelled(500, 0.1)), monitor.check(labelled(500, 0.3))
@@ -59,17 +69,16 @@ class AccuracyMonitor(ConfigAndFittedState, Monitor):
 
     name: ClassVar[str] = "accuracy"
 
-    def __init__(self, *, tolerance: float = 0.05) -> None:
-        self._configure(tolerance=tolerance)
+    def __init__(self, *, alpha: float = 0.01, min_drop: float = 0.0) -> None:
+        self._configure(alpha=alpha, min_drop=min_drop)
         self._fitted: dict[str, Any] | None = None
 
     def _configure(self, **config: Any) -> None:
-        tolerance = _inputs.real(config["tolerance"], "tolerance", low=0.0, high=1.0, condition="0 <= tolerance < 1")
-        if tolerance == 1:
-            raise _inputs.MonitorConfigError(
-                f"`tolerance` must satisfy 0 <= tolerance < 1. Got: {config['tolerance']!r}"
-            )
-        self._config = {"tolerance": tolerance}
+        alpha = _inputs.probability(config["alpha"], "alpha")
+        min_drop = _inputs.real(config["min_drop"], "min_drop", low=0.0, high=1.0, condition="0 <= min_drop < 1")
+        if min_drop == 1:
+            raise _inputs.MonitorConfigError(f"`min_drop` must satisfy 0 <= min_drop < 1. Got: {config['min_drop']!r}")
+        self._config = {"alpha": alpha, "min_drop": min_drop}
 
     @property
     def config(self) -> dict[str, Any]:
@@ -92,24 +101,37 @@ class AccuracyMonitor(ConfigAndFittedState, Monitor):
         """
         if isinstance(reference, numbers.Real) and not isinstance(reference, bool):
             accuracy = _inputs.real(reference, "reference", low=0.0, high=1.0)
-            self._fitted = {"accuracy": accuracy, "n": None}
+            self._fitted = {"accuracy": accuracy, "n": None, "correct": None}
             return self
         accuracy, n = _accuracy(reference, "reference")
-        self._fitted = {"accuracy": accuracy, "n": n}
+        self._fitted = {"accuracy": accuracy, "n": n, "correct": int(round(accuracy * n))}
         return self
 
     def check(self, batch: Any) -> MonitorResult:
-        """Compare the accuracy of ``(predictions, labels)`` (tuple or mapping) with the reference."""
+        """Test the accuracy of ``(predictions, labels)`` (tuple or mapping) against the reference."""
+        from scipy import stats
+
         _inputs.require_fitted(self._fitted is not None, self)
         accuracy, n = _accuracy(batch, "batch")
-        score = self._fitted["accuracy"] - accuracy
-        threshold = self._config["tolerance"]
-        details = {"accuracy": accuracy, "reference_accuracy": self._fitted["accuracy"], "n_batch": n}
-        return MonitorResult(alarm=bool(score > threshold), score=score, threshold=threshold, details=details)
+        correct = int(round(accuracy * n))
+        fitted = self._fitted
+        if fitted["n"] is None:
+            p_value = float(stats.binom.cdf(correct, n, fitted["accuracy"]))
+        else:
+            pooled = fitted["n"] + n
+            p_value = float(stats.hypergeom.cdf(correct, pooled, fitted["correct"] + correct, n))
+        p_value = min(1.0, p_value)
+        drop = fitted["accuracy"] - accuracy
+        alarm, score, threshold = log_score(p_value, self._config["alpha"])
+        if drop <= self._config["min_drop"]:
+            alarm, score = False, 0.0
+        details = {"p_value": p_value, "accuracy": accuracy, "reference_accuracy": fitted["accuracy"],
+                   "accuracy_drop": drop, "n_batch": n, "n_reference": fitted["n"]}
+        return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
 
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
-        return [{}, {"tolerance": 0.0}]
+        return [{}, {"alpha": 0.2, "min_drop": 0.05}]
 
     @classmethod
     def _unit_test_data(cls, generator: np.random.Generator) -> tuple[Any, Any]:

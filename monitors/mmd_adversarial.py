@@ -26,6 +26,7 @@ from monitors.mmd.permutation import (
     draw_permutations,
     draw_signs,
     draw_stratified_permutations,
+    mmd2_from_products,
     permutation_mmd2,
     permutation_weights,
     reference_kernel,
@@ -35,28 +36,38 @@ from monitors.mmd.permutation import (
 from monitors.mmd.pvalues import critical_value, fisher_combination, min_draws, plus_one_p_value
 from monitors.mmd.sample_scores import SampleScores, sample_scores
 from monitors.mmd.standardize import Standardizer
+from monitors.sequential import log_score, sequential_p_value
 
 METHODS = ("permutation", "wild_bootstrap")
 BACKENDS = ("trustops", "alibi_detect")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-STATE_VERSION = 1
+STANDARDIZATIONS = ("pooled", "reference")
+STATE_VERSION = 2
+# A sequential test materializes the pooled kernel once; above this many pooled rows the
+# tiled full test (which never holds the whole kernel) is used instead.
+SEQUENTIAL_MAX_ROWS = 4096
 
 
 @dataclass
 class _Layer:
     standardizer: Standardizer
     kernel: GaussianKernelSum
-    reference: Tensor  # standardized, in the compute dtype and on the device
+    reference: Tensor  # standardized by the reference, in the compute dtype and on the device
+    raw: Tensor  # the reference rows as given (float64, CPU): pooled standardization starts from these
     cache: Tensor | None = None  # zero-diagonal reference kernel, built on first use
 
 
 class MMDAdversarialMonitor(Monitor):
     """Kernel two-sample (MMD) test of a batch of activations against reference activations.
 
-    ``fit`` learns per-feature standardization and the kernel bandwidth from the reference;
     ``check`` tests one batch.  The kernel is a sum of Gaussians with bandwidths
-    ``sigma * 2**k``, ``k = -2 ... 2``, ``sigma`` the median pairwise distance of the
-    standardized reference.  The statistic is the unbiased MMD² (as in alibi-detect); its
+    ``sigma * 2**k``, ``k = -2 ... 2``.  With ``standardize="pooled"`` (the default) every test
+    scales each feature by the mean and standard deviation of its pooled rows (reference and
+    batch together) and takes ``sigma`` as their median pairwise distance: both are symmetric in
+    the pooled rows, so the permutation test is exact at any sample size.  With
+    ``standardize="reference"`` they are learned once by ``fit`` from the reference, which lets a
+    large reference's kernel be cached but makes small tests reject too often (8% instead of 5%
+    at 50 rows a side).  The statistic is the unbiased MMD² (as in alibi-detect); its
     p-value, ``(1 + #{b : MMD²_b >= MMD²}) / (P + 1)``, comes from ``P`` permutations of the
     pooled sample (or ``P`` wild-bootstrap draws) and is never 0.
 
@@ -89,6 +100,14 @@ class MMDAdversarialMonitor(Monitor):
     backend
         ``"trustops"`` (this package) or ``"alibi_detect"`` (alibi-detect's ``MMDDrift``,
         Business Source License; single layer, permutations only).
+    standardize
+        ``"pooled"`` (exact) or ``"reference"`` (statistics of the reference alone; see above).
+    stop_after
+        ``None``: every ``check`` draws all ``n_permutations``.  An integer ``h``: Besag and
+        Clifford's sequential p-value (:mod:`monitors.sequential`), which stops once ``h``
+        permutations reach the observed MMD²; as valid as the full test and with the same
+        smallest p-value, ``1 / (n_permutations + 1)``, but ~50x cheaper on clean batches when
+        ``n_permutations`` is in the thousands.  Single-layer permutation tests only.
     seed
         Seeds the monitor's ``torch.Generator``; ``None`` seeds it from the OS.
     dtype
@@ -135,6 +154,8 @@ class MMDAdversarialMonitor(Monitor):
         tile_size: int = 1024,
         reference_cache_rows: int = 4096,
         bandwidth_rows: int = 1000,
+        standardize: str = "pooled",
+        stop_after: int | None = None,
     ) -> None:
         self._configure(
             alpha=alpha,
@@ -148,6 +169,8 @@ class MMDAdversarialMonitor(Monitor):
             tile_size=tile_size,
             reference_cache_rows=reference_cache_rows,
             bandwidth_rows=bandwidth_rows,
+            standardize=standardize,
+            stop_after=stop_after,
         )
         self._generator = torch.Generator()
         if seed is None:
@@ -188,6 +211,14 @@ class MMDAdversarialMonitor(Monitor):
         inputs.integer(config["tile_size"], "tile_size", minimum=1)
         inputs.integer(config["reference_cache_rows"], "reference_cache_rows", minimum=0)
         inputs.integer(config["bandwidth_rows"], "bandwidth_rows", minimum=2)
+        inputs.choice(config["standardize"], "standardize", STANDARDIZATIONS)
+        if config["stop_after"] is not None:
+            inputs.integer(config["stop_after"], "stop_after", minimum=1)
+            if method != "permutation" or backend != "trustops":
+                raise MonitorConfigError(
+                    "`stop_after` (a sequential test) needs method='permutation' and backend='trustops'. "
+                    f"Got: method={method!r}, backend={backend!r}"
+                )
         if backend == "alibi_detect":
             load_mmd_drift()
         self._config = {**config, "alpha": alpha, "n_permutations": n_permutations}
@@ -248,6 +279,11 @@ class MMDAdversarialMonitor(Monitor):
             raise MonitorConfigError(
                 f"backend='alibi_detect' tests one layer at a time. Got {len(layers)} layers: {sorted(layers)}"
             )
+        if self._config["stop_after"] is not None and len(layers) > 1:
+            raise MonitorConfigError(
+                f"`stop_after` (a sequential test) tests one layer; got {len(layers)} layers: {sorted(layers)}. "
+                "Use stop_after=None to combine layers."
+            )
         rows = next(iter(layers.values())).shape[0]
         labels = None if predictions is None else inputs.as_predictions(predictions, "predictions", rows)
         fitted = {}
@@ -262,7 +298,7 @@ class MMDAdversarialMonitor(Monitor):
                     "It needs distinct rows to set the kernel bandwidth."
                 )
             reference_rows = standardized.to(self._dtype).to(self._device)
-            fitted[name] = _Layer(standardizer, GaussianKernelSum(sigma), reference_rows)
+            fitted[name] = _Layer(standardizer, GaussianKernelSum(sigma), reference_rows, raw.clone())
         self._layers = fitted
         self._reference_predictions = labels
         self._class_index = None if labels is None else ClassIndex.from_predictions(labels)
@@ -373,8 +409,12 @@ class MMDAdversarialMonitor(Monitor):
             )
         rows = self._reference_rows(labels, n_batch if wild else None)
         n_reference = self._n_reference if rows is None else rows.numel()
+        n_draws = self._config["n_permutations"]
         if self._config["backend"] == "alibi_detect":
             score, threshold, p_value, per_layer = self._check_alibi(layers, rows)
+        elif self._sequential(n_reference + n_batch):
+            p_value, n_draws, per_layer = self._check_sequential(layers, rows, labels)
+            alarm, score, threshold = log_score(p_value, self.alpha)
         else:
             score, threshold, p_value, per_layer = self._check_trustops(layers, rows, labels)
         details: dict[str, Any] = {
@@ -384,12 +424,65 @@ class MMDAdversarialMonitor(Monitor):
             "method": self._config["method"],
             "backend": self._config["backend"],
             "n_permutations": self._config["n_permutations"],
+            "n_draws": n_draws,
+            "standardize": self._config["standardize"],
             "n_reference": n_reference,
             "n_batch": n_batch,
             "class_matched": self._config["class_matching"],
             **per_layer,
         }
         return MonitorResult(alarm=score > threshold, score=score, threshold=threshold, details=details)
+
+    def _sequential(self, n_total: int) -> bool:
+        return self._config["stop_after"] is not None and n_total <= SEQUENTIAL_MAX_ROWS
+
+    def _test_rows(self, name: str, raw_batch: Tensor, rows: Tensor | None) -> tuple[Tensor, Tensor, GaussianKernelSum]:
+        """One test's reference and batch rows, standardized, and the kernel to compare them with."""
+        layer = self._layers[name]
+        if self._config["standardize"] == "reference":
+            x = layer.reference if rows is None else layer.reference[rows]
+            return x, self._standardized(name, raw_batch), layer.kernel
+        raw_reference = layer.raw if rows is None else layer.raw[rows]
+        standardizer = Standardizer.pooled(raw_reference, raw_batch)
+        x, y = standardizer(raw_reference), standardizer(raw_batch)
+        sigma = median_bandwidth(torch.cat([x, y]), max_rows=self._config["bandwidth_rows"], generator=self._generator)
+        if not sigma > 0:
+            where = "" if name == inputs.SINGLE_LAYER else f" in layer {name!r}"
+            raise MonitorInputError(
+                f"The reference and batch rows{where} are all equal (median distance {sigma}); "
+                "the test needs distinct rows to set the kernel bandwidth."
+            )
+        kernel = GaussianKernelSum(sigma, layer.kernel.powers)
+        return x.to(self._dtype).to(self._device), y.to(self._dtype).to(self._device), kernel
+
+    def _check_sequential(
+        self, layers: dict[str, Tensor], rows: Tensor | None, labels: Tensor | None
+    ) -> tuple[float, int, dict[str, float]]:
+        """Besag-Clifford p-value of one layer's MMD²: ``(p_value, draws used, {"mmd2": observed})``."""
+        (name, raw_batch), = layers.items()
+        x, y, kernel = self._test_rows(name, raw_batch, rows)
+        n_reference, n_batch = x.shape[0], y.shape[0]
+        pooled = reference_kernel(torch.cat([x, y]), kernel, tile_size=self._config["tile_size"])
+        pooled_labels = None
+        if self._config["class_matching"]:
+            pooled_labels = torch.cat([self._reference_predictions[rows], labels])
+
+        def mmd2(permutations: Tensor) -> Tensor:
+            weights = permutation_weights(n_reference, permutations, dtype=self._dtype).to(self._device)
+            return mmd2_from_products(weights, pooled @ weights, n_reference, n_batch).cpu()
+
+        def draw(size: int) -> Tensor:
+            if pooled_labels is None:
+                permutations = draw_permutations(n_reference + n_batch, size, self._generator)
+            else:
+                permutations = draw_stratified_permutations(pooled_labels, size, self._generator)
+            return mmd2(permutations)[1:].numpy()
+
+        observed = float(mmd2(torch.empty(0, n_reference + n_batch, dtype=torch.long))[0])
+        result = sequential_p_value(
+            observed, draw, max_draws=self._config["n_permutations"], stop_after=self._config["stop_after"]
+        )
+        return result.p_value, result.n_draws, {"mmd2": observed}
 
     def _check_trustops(
         self, layers: dict[str, Tensor], rows: Tensor | None, labels: Tensor | None
@@ -412,12 +505,9 @@ class MMDAdversarialMonitor(Monitor):
         statistic = wild_bootstrap_mmd2 if wild else permutation_mmd2
         per_layer_stats = []
         for name, layer in self._layers.items():
-            x = layer.reference if rows is None else layer.reference[rows]
-            y = self._standardized(name, layers[name] if batch_order is None else layers[name][batch_order])
-            block = self._reference_block(layer, rows)
-            per_layer_stats.append(
-                statistic(x, y, layer.kernel, draws, tile_size=tile_size, reference_block=block).cpu()
-            )
+            x, y, kernel = self._test_rows(name, layers[name] if batch_order is None else layers[name][batch_order], rows)
+            block = self._reference_block(layer, rows) if self._config["standardize"] == "reference" else None
+            per_layer_stats.append(statistic(x, y, kernel, draws, tile_size=tile_size, reference_block=block).cpu())
         stats = torch.stack(per_layer_stats)
         score, threshold, p_value = self._decide(self._combine(stats))
         if len(self._layers) == 1:
@@ -429,14 +519,13 @@ class MMDAdversarialMonitor(Monitor):
         return score, threshold, p_value, per_layer
 
     def _check_alibi(self, layers: dict[str, Tensor], rows: Tensor | None) -> tuple[float, float, float, dict]:
-        (name, layer), = self._layers.items()
-        x = layer.reference if rows is None else layer.reference[rows]
-        y = self._standardized(name, layers[name])
+        (name, raw_batch), = layers.items()
+        x, y, kernel = self._test_rows(name, raw_batch, rows)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
         mmd2, p_value, threshold = alibi_permutation_test(
             x.cpu().numpy(),
             y.cpu().numpy(),
-            layer.kernel,
+            kernel,
             n_permutations=self._config["n_permutations"],
             alpha=self.alpha,
             seed=seed,
@@ -518,37 +607,52 @@ class MMDAdversarialMonitor(Monitor):
             weights, statistic = permutation_weights(n_samples, permutations, dtype=self._dtype), batched_mmd2
         weights = weights.to(self._device)
         per_layer = []
+        pooled = self._config["standardize"] == "pooled"
         for name, layer in self._layers.items():
-            batch_rows_std = self._standardized(name, layers[name])
+            batch_rows_std = None if pooled else self._standardized(name, layers[name])
             layer_stats = []
             itemsize = torch.empty((), dtype=self._dtype).element_size()
             for chunk in chunks_of_tests(n_tests, 2 * n_samples, itemsize):
                 rows = reference_rows[chunk]
-                cached = self._reference_block(layer, None)
-                blocks = None if cached is None else cached[rows[:, :, None], rows[:, None, :]]
-                layer_stats.append(
-                    statistic(
-                        layer.reference[rows],
-                        batch_rows_std[batch_rows[chunk]],
-                        layer.kernel,
-                        weights[chunk],
-                        reference_blocks=blocks,
-                    ).cpu()
-                )
+                if pooled:
+                    x, y = self._pooled_tests(layer.raw[rows], layers[name][batch_rows[chunk]])
+                    kernel, blocks = GaussianKernelSum(1.0, layer.kernel.powers), None
+                else:
+                    cached = self._reference_block(layer, None)
+                    blocks = None if cached is None else cached[rows[:, :, None], rows[:, None, :]]
+                    x, y, kernel = layer.reference[rows], batch_rows_std[batch_rows[chunk]], layer.kernel
+                layer_stats.append(statistic(x, y, kernel, weights[chunk], reference_blocks=blocks).cpu())
             per_layer.append(torch.cat(layer_stats))
         return plus_one_p_value(self._combine(torch.stack(per_layer, dim=1)))
 
+    def _pooled_tests(self, raw_reference: Tensor, raw_batch: Tensor) -> tuple[Tensor, Tensor]:
+        """Shape-(T, n, D), (T, m, D) rows of ``T`` tests, each standardized by its own pooled rows and
+        divided by its own pooled median distance, so one kernel with ``sigma = 1`` serves every test."""
+        pooled = torch.cat([raw_reference, raw_batch], dim=1).to(torch.float64)
+        std = pooled.std(dim=1, correction=0, keepdim=True)
+        pooled = (pooled - pooled.mean(dim=1, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
+        sample = pooled
+        if pooled.shape[1] > self._config["bandwidth_rows"]:
+            sample = pooled[:, torch.randperm(pooled.shape[1], generator=self._generator)[: self._config["bandwidth_rows"]]]
+        upper = torch.triu_indices(sample.shape[1], sample.shape[1], offset=1)
+        distances = torch.cdist(sample, sample)[:, upper[0], upper[1]]
+        sigma = distances.masked_fill(distances <= 0, math.nan).nanmedian(dim=1).values
+        if not bool((sigma > 0).all()):
+            raise MonitorInputError("Some tests' reference and batch rows are all equal; the kernel bandwidth needs distinct rows.")
+        pooled = (pooled / sigma[:, None, None]).to(self._dtype).to(self._device)
+        n_reference = raw_reference.shape[1]
+        return pooled[:, :n_reference], pooled[:, n_reference:]
+
     def _alibi_p_values(self, layers: dict[str, Tensor], reference_rows: Tensor, batch_rows: Tensor) -> Tensor:
-        (name, layer), = self._layers.items()
-        y_all = self._standardized(name, layers[name]).cpu().numpy()
-        x_all = layer.reference.cpu().numpy()
+        (name, _), = self._layers.items()
         p_values = []
         for x_rows, y_rows in zip(reference_rows, batch_rows):
             seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
+            x, y, kernel = self._test_rows(name, layers[name][y_rows], x_rows)
             _, p_value, _ = alibi_permutation_test(
-                x_all[x_rows.numpy()],
-                y_all[y_rows.numpy()],
-                layer.kernel,
+                x.cpu().numpy(),
+                y.cpu().numpy(),
+                kernel,
                 n_permutations=self._config["n_permutations"],
                 alpha=self.alpha,
                 seed=seed,
@@ -605,6 +709,7 @@ class MMDAdversarialMonitor(Monitor):
                         "sigma": layer.kernel.sigma,
                         "powers": list(layer.kernel.powers),
                         "reference": layer.reference.cpu().clone(),
+                        "raw": layer.raw.clone(),
                     }
                     for name, layer in self._layers.items()
                 },
@@ -638,6 +743,7 @@ class MMDAdversarialMonitor(Monitor):
                 Standardizer(mean=layer["mean"].clone(), scale=layer["scale"].clone()),
                 GaussianKernelSum(float(layer["sigma"]), tuple(layer["powers"])),
                 layer["reference"].to(self._dtype).to(self._device),
+                layer["raw"].to(torch.float64),
             )
         labels = fitted["reference_predictions"]
         if labels is not None:

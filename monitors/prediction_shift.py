@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -11,52 +10,38 @@ import numpy as np
 from monitors import _inputs
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorInputError
+from monitors.sequential import DEFAULT_STOP_AFTER, log_score, resampling_options, sequential_p_value
 
 METHODS = ("pearson", "g_test")
-STATE_VERSION = 1
-_SMALLEST_P = 5e-324  # the smallest positive double: keeps -log10(p) finite
-
-
-def log_score(p_value: float, alpha: float) -> tuple[bool, float, float]:
-    """``(alarm, score, threshold)`` with ``score = -log10 p``, ``threshold = -log10 alpha``.
-
-    ``alarm`` is ``p < alpha``; where rounding of the logarithms would disagree with it (p within
-    an ulp of alpha) the score is nudged by one ulp so that ``alarm == (score > threshold)`` holds exactly.
-    """
-    threshold = -math.log10(alpha)
-    score = -math.log10(max(p_value, _SMALLEST_P))
-    alarm = p_value < alpha
-    if alarm and not score > threshold:
-        score = math.nextafter(threshold, math.inf)
-    elif not alarm and score > threshold:
-        score = threshold
-    return alarm, score, threshold
+STATE_VERSION = 2
 
 
 class PredictionShiftMonitor(Monitor):
-    """Chi-square goodness-of-fit test of a batch's predicted classes against the reference mix.
+    """Permutation test of homogeneity: do the batch's predicted classes mix like the reference's?
 
-    ``fit`` counts the reference's predicted classes; the expected class probabilities are the
-    counts plus ``smoothing`` pseudo-counts, so a class the reference never predicted has a small
-    non-zero probability instead of an infinite statistic.  ``check`` compares the batch counts
-    with these probabilities by Pearson's chi-square (or the G-test), ``K - 1`` degrees of freedom.
+    ``fit`` counts the reference's predicted classes.  ``check`` forms the 2 x K table of
+    reference and batch counts and computes Pearson's chi-square statistic of homogeneity (or
+    the G statistic); its p-value comes from random splits of the pooled predictions
+    (multivariate hypergeometric draws of the batch's counts, Besag-Clifford sequential rule,
+    :mod:`monitors.sequential`).  Unlike a goodness-of-fit test against the reference mix taken
+    as known, this accounts for the reference's own sampling error, and unlike the chi-square
+    approximation it stays exact with few predictions per class and far in the tail.
 
-    ``score`` is ``-log10 p`` and ``threshold`` is ``-log10 alpha``: ``alarm`` is ``p < alpha`` and
-    equals ``score > threshold``.  The reference mix is taken as known, so with a batch much larger
-    than the reference the test also reacts to the reference's own sampling noise; the
-    chi-square approximation wants roughly five or more expected predictions per class.
+    ``score`` is ``-log10 p`` and ``threshold`` is ``-log10 alpha``: ``alarm`` is ``p <= alpha``
+    and equals ``score > threshold``.
 
     Parameters
     ----------
     alpha
-        Significance level, ``0 < alpha < 1``.
+        Level of one test, ``0 < alpha < 1`` (the loop sets it from the false-page budget).
     n_classes
-        Number of classes ``K``; ``None`` learns ``max(class) + 1`` from the reference and lets
-        a batch bring unseen (smoothed) classes.  When given, a class ``>= n_classes`` is an error.
-    smoothing
-        Pseudo-count added to every class of the reference, ``> 0``.
+        Number of classes ``K``; ``None`` learns ``max(class) + 1`` from the reference and lets a
+        batch bring unseen classes.  When given, a class ``>= n_classes`` is an error.
     method
         ``"pearson"`` (chi-square) or ``"g_test"`` (log-likelihood ratio).
+    max_draws, stop_after, seed
+        Most permutations (``None``: just enough to reach ``alpha``), Besag-Clifford's ``h``, and
+        the seed of the permutations.
 
     Examples
     --------
@@ -65,30 +50,38 @@ class PredictionShiftMonitor(Monitor):
     >>> monitor = PredictionShiftMonitor(alpha=0.01).fit(g.choice(3, size=2000, p=[0.5, 0.3, 0.2]))
     >>> same = monitor.check(g.choice(3, size=300, p=[0.5, 0.3, 0.2]))
     >>> moved = monitor.check(g.choice(3, size=300, p=[0.3, 0.3, 0.4]))
-    >>> same.alarm, round(same.details["p_value"], 3)
-    (False, 0.187)
-    >>> moved.alarm, moved.score > moved.threshold
+    >>> same.alarm, same.details["p_value"] > 0.01
+    (False, True)
+    >>> moved.alarm, moved.details["p_value"] == 1 / 100
     (True, True)
     """
 
     name: ClassVar[str] = "prediction_shift"
 
     def __init__(
-        self, *, alpha: float = 0.05, n_classes: int | None = None, smoothing: float = 0.5, method: str = "pearson"
+        self,
+        *,
+        alpha: float = 0.01,
+        n_classes: int | None = None,
+        method: str = "pearson",
+        max_draws: int | None = None,
+        stop_after: int = DEFAULT_STOP_AFTER,
+        seed: int = 0,
     ) -> None:
-        self._configure(alpha=alpha, n_classes=n_classes, smoothing=smoothing, method=method)
+        self._configure(alpha=alpha, n_classes=n_classes, method=method, max_draws=max_draws,
+                        stop_after=stop_after, seed=seed)
         self._counts: np.ndarray | None = None
 
     def _configure(self, **config: Any) -> None:
-        config["alpha"] = _inputs.probability(config["alpha"], "alpha")
+        config["alpha"], config["max_draws"], config["stop_after"] = resampling_options(
+            config["alpha"], config["max_draws"], config["stop_after"]
+        )
         if config["n_classes"] is not None:
             config["n_classes"] = _inputs.integer(config["n_classes"], "n_classes", minimum=2)
-        smoothing = _inputs.real(config["smoothing"], "smoothing", low=0.0, condition="smoothing > 0")
-        if smoothing == 0:
-            raise _inputs.MonitorConfigError(f"`smoothing` must satisfy smoothing > 0. Got: {config['smoothing']!r}")
-        config["smoothing"] = smoothing
         _inputs.choice(config["method"], "method", METHODS)
+        config["seed"] = _inputs.integer(config["seed"], "seed", minimum=0)
         self._config = config
+        self._generator = np.random.default_rng(config["seed"])
 
     @property
     def config(self) -> dict[str, Any]:
@@ -121,27 +114,45 @@ class PredictionShiftMonitor(Monitor):
         self._counts = np.bincount(labels, minlength=size)
         return self
 
+    def _statistic(self, batch_counts: np.ndarray, pooled: np.ndarray, n_batch: int) -> np.ndarray:
+        """Chi-square (or G) of homogeneity of the 2 x K tables with these batch counts; shape-(B, K) in."""
+        n_total = pooled.sum()
+        observed = np.stack([pooled - batch_counts, batch_counts])  # (2, B, K)
+        rows = np.array([n_total - n_batch, n_batch], dtype=float)[:, None, None]
+        expected = rows * pooled / n_total
+        if self._config["method"] == "pearson":
+            return ((observed - expected) ** 2 / expected).sum(axis=(0, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(observed > 0, observed * np.log(observed / expected), 0.0)
+        return 2.0 * terms.sum(axis=(0, 2))
+
     def check(self, batch: Any) -> MonitorResult:
         """Test the batch's predicted classes (shape-(M,) or shape-(M, K) probabilities)."""
-        from scipy import stats
-
         _inputs.require_fitted(self._counts is not None, self)
         labels = self._classes(batch, "batch")
         size = max(len(self._counts), int(labels.max()) + 1)
-        reference = np.zeros(size)
+        reference = np.zeros(size, dtype=np.int64)
         reference[: len(self._counts)] = self._counts
-        expected = reference + self._config["smoothing"]
-        expected *= len(labels) / expected.sum()
-        observed = np.bincount(labels, minlength=size).astype(float)
-        lambda_ = "pearson" if self._config["method"] == "pearson" else "log-likelihood"
-        statistic, p_value = stats.power_divergence(observed, expected, lambda_=lambda_)
-        alarm, score, threshold = log_score(float(p_value), self._config["alpha"])
+        observed_counts = np.bincount(labels, minlength=size)
+        pooled_all = reference + observed_counts
+        present = pooled_all > 0  # a class nobody predicted adds nothing to either statistic
+        pooled, batch_counts = pooled_all[present], observed_counts[present]
+        n_batch = len(labels)
+        observed = float(self._statistic(batch_counts[None].astype(float), pooled, n_batch)[0])
+
+        def draw(count: int) -> np.ndarray:
+            counts = self._generator.multivariate_hypergeometric(pooled, n_batch, size=count)
+            return self._statistic(counts.astype(float), pooled, n_batch)
+
+        test = sequential_p_value(observed, draw, max_draws=self._config["max_draws"],
+                                  stop_after=self._config["stop_after"])
+        alarm, score, threshold = log_score(test.p_value, self._config["alpha"])
         details = {
-            "p_value": float(p_value),
-            "statistic": float(statistic),
-            "degrees_of_freedom": size - 1,
-            "n_batch": len(labels),
-            "unseen_classes": int(((observed > 0) & (reference == 0)).sum()),
+            "p_value": test.p_value,
+            "n_draws": test.n_draws,
+            "statistic": observed,
+            "n_batch": n_batch,
+            "unseen_classes": int(((observed_counts > 0) & (reference == 0)).sum()),
         }
         return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
 
@@ -161,7 +172,7 @@ class PredictionShiftMonitor(Monitor):
 
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
-        return [{}, {"alpha": 0.01, "n_classes": 4, "method": "g_test"}]
+        return [{}, {"alpha": 0.05, "n_classes": 4, "method": "g_test"}]
 
     @classmethod
     def _unit_test_data(cls, generator: np.random.Generator) -> tuple[Any, Any]:

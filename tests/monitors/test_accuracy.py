@@ -25,7 +25,7 @@ def test_docstring_example():
 
 def test_golden_stream_alarms_only_after_accuracy_drops():
     g = np.random.default_rng(8)
-    monitor = AccuracyMonitor(tolerance=0.08).fit(labelled(g, 5000, 0.1))
+    monitor = AccuracyMonitor(alpha=1 / 3000).fit(labelled(g, 5000, 0.1))
     stream = [labelled(g, 400, 0.1) for _ in range(10)] + [labelled(g, 400, 0.3) for _ in range(5)]
     assert [monitor.check(batch).alarm for batch in stream] == [False] * 10 + [True] * 5
 
@@ -33,22 +33,43 @@ def test_golden_stream_alarms_only_after_accuracy_drops():
 def test_tuple_mapping_probabilities_and_a_plain_reference_accuracy_agree():
     predictions, labels = np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2])
     probabilities = np.eye(3)[predictions]
-    monitor = AccuracyMonitor(tolerance=0.1).fit(0.9)
+    monitor = AccuracyMonitor(alpha=0.05).fit(0.9)
     results = [
         monitor.check((predictions, labels)),
         monitor.check({"predictions": probabilities, "labels": labels}),
         monitor.check([list(predictions), list(labels)]),
     ]
     assert all(r == results[0] for r in results)
-    assert results[0].details["accuracy"] == 0.75 and results[0].score == pytest.approx(0.15) and results[0].alarm
+    # a plain reference accuracy is taken as exact: binomial P(X <= 3 | n=4, p=0.9) = 1 - 0.9**4
+    assert results[0].details["accuracy"] == 0.75 and results[0].details["p_value"] == pytest.approx(1 - 0.9**4)
+    assert not results[0].alarm
+
+
+def test_p_value_is_fishers_exact_test_and_an_equal_accuracy_never_alarms():
+    from scipy import stats
+
+    reference = (np.array([1] * 90 + [0] * 10), np.ones(100, dtype=int))  # 90 of 100 correct
+    monitor = AccuracyMonitor(alpha=0.01).fit(reference)
+    worse = monitor.check((np.array([1] * 30 + [0] * 10), np.ones(40, dtype=int)))  # 30 of 40
+    expected = stats.fisher_exact([[30, 10], [90, 10]], alternative="less").pvalue
+    assert worse.details["p_value"] == pytest.approx(expected, rel=1e-9)
+    same = monitor.check((np.array([1] * 36 + [0] * 4), np.ones(40, dtype=int)))  # 36 of 40: as accurate
+    assert same.details["p_value"] > 0.4 and not same.alarm
+
+
+def test_min_drop_keeps_a_tiny_significant_drop_quiet():
+    g = np.random.default_rng(3)
+    monitor = AccuracyMonitor(alpha=0.05, min_drop=0.2).fit(labelled(g, 20_000, 0.1))
+    result = monitor.check(labelled(g, 20_000, 0.15))
+    assert result.details["p_value"] < 1e-6 and not result.alarm and result.score == 0.0
 
 
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"tolerance": -0.1}, "0 <= tolerance < 1"),
-        ({"tolerance": 1}, "0 <= tolerance < 1"),
-        ({"tolerance": "x"}, "finite real"),
+        ({"min_drop": -0.1}, "0 <= min_drop < 1"),
+        ({"min_drop": 1}, "0 <= min_drop < 1"),
+        ({"alpha": "x"}, "finite real"),
     ],
 )
 def test_bad_options(kwargs, match):
@@ -81,7 +102,7 @@ def test_check_before_fit():
 
 def test_state_is_json_and_round_trips():
     g = np.random.default_rng(1)
-    original = AccuracyMonitor(tolerance=0.02).fit(labelled(g, 300, 0.2))
+    original = AccuracyMonitor(alpha=0.02).fit(labelled(g, 300, 0.2))
     restored = AccuracyMonitor()
     restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
     batch = labelled(g, 100, 0.25)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import math
 
 import numpy as np
 import pytest
@@ -26,21 +25,40 @@ def test_docstring_example():
 
 def test_golden_stream_alarms_only_after_the_model_gets_unsure():
     g = np.random.default_rng(11)
-    monitor = ConfidenceMonitor(k=4).fit(softmax(3 * g.normal(size=(3000, 5))))
+    monitor = ConfidenceMonitor(alpha=1 / 3000).fit(softmax(3 * g.normal(size=(3000, 5))))
     before = [softmax(3 * g.normal(size=(200, 5))) for _ in range(10)]
     stream = before + [softmax(1.5 * g.normal(size=(200, 5))) for _ in range(5)]
     assert [monitor.check(batch).alarm for batch in stream] == [False] * 10 + [True] * 5
 
 
-def test_limit_is_k_standard_errors_below_the_reference_mean():
+def test_p_value_is_the_share_of_splits_with_a_drop_at_least_as_large():
+    """Exhaustive check on 4 + 2 values: 15 splits, of which exactly one (the observed) has the largest drop."""
     reference = np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.8, 0.2]])
     batch = np.array([[0.55, 0.45], [0.5, 0.5]])
-    result = ConfidenceMonitor(k=2).fit(reference).check(batch)
-    s = np.std([0.9, 0.7, 0.6, 0.8], ddof=1)
-    assert result.details["limit"] == pytest.approx(0.75 - 2 * s * math.sqrt(1 / 2 + 1 / 4))
-    assert result.score == pytest.approx(0.75 - 0.525)
-    assert result.threshold == pytest.approx(2 * s * math.sqrt(1 / 2 + 1 / 4))
-    assert result.alarm == (result.score > result.threshold)
+    result = ConfidenceMonitor(alpha=0.05, max_draws=20_000, stop_after=20_000, seed=1).fit(reference).check(batch)
+    assert result.details["p_value"] == pytest.approx(1 / 15, abs=0.006)  # Monte Carlo error of 20,000 draws
+    assert result.details["confidence_drop"] == pytest.approx(0.75 - 0.525)
+    assert result.alarm == (result.score > result.threshold) == (result.details["p_value"] <= 0.05)
+
+
+def test_a_more_confident_batch_is_never_an_alarm():
+    g = np.random.default_rng(5)
+    monitor = ConfidenceMonitor(alpha=0.05).fit(softmax(g.normal(size=(500, 4))))
+    result = monitor.check(softmax(6 * g.normal(size=(200, 4))))
+    assert result.details["confidence_drop"] < 0 and not result.alarm and result.details["p_value"] > 0.5
+
+
+@pytest.mark.slow
+def test_false_alarm_rate_is_alpha_on_exchangeable_batches():
+    """1,000 fresh reference/batch pairs (seed 9) from one skewed confidence law; binomial test at 0.001."""
+    from scipy import stats
+
+    g = np.random.default_rng(9)
+    alarms = 0
+    for _ in range(1000):
+        monitor = ConfidenceMonitor(alpha=0.05, seed=int(g.integers(1 << 30))).fit(softmax(3 * g.normal(size=(60, 5))))
+        alarms += monitor.check(softmax(3 * g.normal(size=(20, 5)))).alarm
+    assert stats.binomtest(alarms, 1000, 0.05).pvalue > 1e-3
 
 
 def test_fixed_minimum_confidence():
@@ -53,9 +71,9 @@ def test_fixed_minimum_confidence():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"k": 0}, "k > 0"),
-        ({"k": -1}, "k > 0"),
-        ({"k": math.inf}, "finite"),
+        ({"alpha": 0}, "0 < alpha < 1"),
+        ({"alpha": 0.001, "max_draws": 500}, "max_draws` must be >= 999"),
+        ({"stop_after": 0}, "stop_after >= 1"),
         ({"min_confidence": 1.0}, "0 < min_confidence < 1"),
     ],
 )
@@ -90,7 +108,7 @@ def test_reference_needs_two_rows_and_fit_comes_first():
 
 def test_state_is_json_and_round_trips():
     g = np.random.default_rng(4)
-    original = ConfidenceMonitor(k=2.5).fit(softmax(g.normal(size=(100, 4))))
+    original = ConfidenceMonitor(alpha=0.02).fit(softmax(g.normal(size=(100, 4))))
     restored = ConfidenceMonitor()
     restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
     batch = softmax(g.normal(size=(30, 4)))

@@ -145,7 +145,7 @@ def test_cached_and_uncached_reference_kernels_agree():
 
 def test_statistic_matches_naive_mmd2_after_standardization():
     reference, batch = gaussian(60, 3, 0) * 4 + 2, gaussian(30, 3, 1) * 4 + 3
-    monitor = plain(dtype="float64").fit(reference)
+    monitor = plain(dtype="float64", standardize="reference").fit(reference)
     mean, std = reference.double().mean(0), reference.double().std(0, correction=0)
     sigma = monitor.bandwidths["activations"][2]
     expected = naive_mmd2((reference - mean) / std, (batch - mean) / std, sigma)
@@ -204,7 +204,7 @@ def test_sample_scores_decompose_the_statistic_and_rank_outliers_first():
     reference, batch = gaussian(200, 4, 0), gaussian(50, 4, 1)
     batch[[3, 17]] += 8.0  # two far-off samples
     labels = classes(50, 4, 2)
-    monitor = plain(dtype="float64").fit(reference)
+    monitor = plain(dtype="float64", standardize="reference").fit(reference)  # the scores use the reference's scaling
     scores = monitor.sample_scores(batch, predictions=labels)
     assert scores.contribution.sum() == pytest.approx(monitor.check(batch).score, abs=1e-12)
     assert scores.mmd2 == pytest.approx(scores.contribution.sum())
@@ -295,7 +295,7 @@ BAD_INPUT = [
     ("constant reference", lambda: plain().fit(torch.ones(10, 3)), MonitorInputError, "no spread"),
     (
         "batch beyond float32 range after standardization",
-        lambda: plain().fit(np.array([[1e-45], [0.0], [1e-45]], dtype=np.float32)).check(np.ones((2, 1))),
+        lambda: plain(standardize="reference").fit(np.array([[1e-45], [0.0], [1e-45]], dtype=np.float32)).check(np.ones((2, 1))),
         MonitorInputError,
         "reference standard deviations from the reference mean",
     ),
