@@ -10,12 +10,22 @@ from steps.registry.load_registered_model import load_registered_model
 
 
 @pipeline(enable_cache=False)
-def monitoring_pipeline(model_name: str, model_version: str, monitors: list[str], state: str, tracker: str) -> None:
+def monitoring_pipeline(
+    model_name: str,
+    model_version: str,
+    monitors: list[str],
+    state: str,
+    tracker: str,
+    false_page_budget: float = 500.0,
+    drift_report: str = "on_shift",
+    capture_uri: str | None = None,
+) -> None:
     def tracked(step):
         return step.with_options(experiment_tracker=tracker)
 
     model, model_info = tracked(load_registered_model)(model_name=model_name, model_version=model_version)
-    collected = tracked(collect_captures)(model_info=model_info, state=state)
-    checked = tracked(check_captures)(model=model, model_info=model_info, collected=collected, monitors=monitors, state=state)
+    collected = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri)
+    checked = tracked(check_captures)(model=model, model_info=model_info, collected=collected, monitors=monitors, state=state,
+                                      false_page_budget=false_page_budget, drift_report=drift_report)
     charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state)
     tracked(send_alerts)(collected=collected, checked=checked, charted=charted, model_info=model_info, state=state)

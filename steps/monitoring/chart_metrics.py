@@ -18,7 +18,8 @@ def chart_metrics(checked: CheckedBatches, model_info: dict[str, Any], state: st
     found = RegisteredModel.from_dict(model_info)
     charted = chart_batches(checked, state=Path(state), title_suffix=f"{found.name}/{found.version}")
     log_history(({"step": point.step, f"{point.chart}.chart_signal": float(point.signal),
-                  f"{point.chart}.chart_value": point.value} for point in charted.points), step_key="step")
+                  f"{point.chart}.chart_value": point.value, f"{point.chart}.chart_limit": point.ucl}
+                 for point in charted.points), step_key="step")
     for image in charted.images:
         mlflow.log_artifact(image, "charts")
     return charted

@@ -15,11 +15,13 @@ from trustops.tracking import log_history
 
 @step(enable_cache=False)
 def check_captures(
-    model: nn.Module, model_info: dict[str, Any], collected: CollectedCaptures, monitors: list[str], state: str
+    model: nn.Module, model_info: dict[str, Any], collected: CollectedCaptures, monitors: list[str], state: str,
+    false_page_budget: float = 500.0, drift_report: str = "on_shift",
 ) -> Annotated[CheckedBatches, "checked_batches"]:
     import mlflow
 
-    checked = check_collected(model, RegisteredModel.from_dict(model_info), collected, monitors=monitors, state=Path(state))
+    checked = check_collected(model, RegisteredModel.from_dict(model_info), collected, monitors=monitors, state=Path(state),
+                              false_page_budget=false_page_budget, drift_report=drift_report)
     # One MLflow step per capture step, so each metric's history plots over time.
     log_history(({"step": batch.step, **batch.metric_row()} for batch in checked.batches), step_key="step")
     with tempfile.TemporaryDirectory() as folder:
@@ -28,4 +30,6 @@ def check_captures(
             page.write_text(report.html, encoding="utf-8")
             mlflow.log_artifact(str(page), "drift")
             mlflow.set_tag(f"{name}_report_step", str(report.step))
+    mlflow.log_params({"false_page_budget": checked.false_page_budget,
+                       **{f"{name}.page_level": level for name, level in checked.page_levels.items()}})
     return checked

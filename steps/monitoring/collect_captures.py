@@ -12,9 +12,11 @@ from trustops.tracking import log_batch
 
 
 @step(enable_cache=False)
-def collect_captures(model_info: dict[str, Any], state: str) -> Annotated[CollectedCaptures, "collected_captures"]:
+def collect_captures(
+    model_info: dict[str, Any], state: str, capture_uri: str | None = None
+) -> Annotated[CollectedCaptures, "collected_captures"]:
     found = RegisteredModel.from_dict(model_info)
-    collected = collect_new_captures(found.capture_uri, Path(state))
+    collected = collect_new_captures(capture_uri or found.capture_uri, Path(state))
     log_batch(
         metrics={"batches_collected": len(collected.new_steps)},
         tags={"trustops_job": "monitor", "capture_uri": collected.capture_uri, "watermark_before": str(collected.after)},

@@ -1,23 +1,41 @@
-"""The alert stage: turn what the pass found into alert conditions, deliver them, then advance the watermark.
+"""The alert stage: turn what the pass found into incidents, deliver them, then advance the watermark.
 
-Every condition goes through :meth:`AlertManager.raise_or_clear`, so an ongoing condition
-alerts once and once more on recovery.  The watermark moves last, after the alerts are in the
-durable outbox and the charts are saved: a crash anywhere before repeats the pass, never skips
-a batch.
+Monitors are evidence; an alert is about an *incident*.  Each batch is judged into at most one
+condition per incident kind:
+
+* ``suspected_adversarial`` (critical): inputs unusually unstable under feature squeezing,
+  evidence natural drift does not produce (see :mod:`monitors.feature_squeezing`);
+* ``distribution_shift`` (warning): any of the activation, predicted-class, confidence, input
+  drift or accuracy tests below its page limit;
+* ``data_quality`` (warning): the inputs broke the data's expectations (ranges, columns).
+
+A monitor's alarm and its chart's signal are the same test, so they are one piece of evidence.
+Every condition goes through :meth:`AlertManager.raise_or_clear`: an ongoing condition alerts
+once and once more on recovery, and :meth:`AlertManager.flush` sends each channel one message
+per model.  The conditions are derived again from the checked batches on every attempt at a
+pass, never from chart state, so a pass repeated after a crash re-raises what it found.  The
+watermark moves last, after the alerts are in the durable outbox: a crash anywhere before
+repeats the pass, never skips a batch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trustops.alerts import Alert, AlertManager, Limits, condition_key
+from trustops.alerts import Alert, AlertManager, condition_key
 from trustops.errors import TrustopsError
-from trustops.monitoring.records import ChartedPoints, CheckedBatches, CollectedCaptures, PassReport
+from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS
+from trustops.monitoring.records import BatchScores, ChartedPoints, CheckedBatches, CollectedCaptures, MonitorScore, PassReport
 from trustops.monitoring.watermark import Watermark
 from trustops.registry import RegisteredModel
+
+SEVERITY = {ADVERSARIAL: "critical", SHIFT: "warning", DATA_QUALITY: "warning"}
+LABEL = {ADVERSARIAL: "Suspected adversarial inputs", SHIFT: "Distribution shift", DATA_QUALITY: "Data quality problem"}
 
 
 class WatermarkMoved(TrustopsError, RuntimeError):
@@ -33,33 +51,75 @@ class Condition:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def conditions(checked: CheckedBatches, charted: ChartedPoints) -> Iterator[Condition]:
+def _served(batch: BatchScores) -> datetime | None:
+    return None if batch.captured_at is None else datetime.fromtimestamp(batch.captured_at, timezone.utc)
+
+
+def _how_far(score: MonitorScore) -> str:
+    if score.p_value is None:
+        return str(score.details.get("failed_expectations") or "expectations failed")
+    ratio = score.page_level / max(score.p_value, 5e-324)
+    limit = f"1/{round(1 / score.page_level):,}"
+    return f"p = {score.p_value:.2g}, {ratio:,.0f}x below its page limit {limit}" if ratio >= 1.5 else \
+        f"p = {score.p_value:.2g}, at its page limit {limit}"
+
+
+def headline(kind: str, evidence: dict[str, MonitorScore], batch: BatchScores, model: RegisteredModel) -> str:
+    """One plain sentence: what changed, on which model version, how far outside its limit, since when."""
+    def strength(item: tuple[str, MonitorScore]) -> float:
+        score = item[1]
+        return math.inf if score.p_value is None else score.page_level / max(score.p_value, 5e-324)
+
+    name, strongest = max(evidence.items(), key=strength)
+    others = len(evidence) - 1
+    also = f" (and {others} more test{'s' if others > 1 else ''})" if others else ""
+    served = _served(batch)
+    when = f" (served {served:%Y-%m-%d %H:%M} UTC)" if served else ""
+    return (f"{LABEL[kind]} on {model.name} v{model.version}: {VIEWS[name].title} {_how_far(strongest)}{also}, "
+            f"since capture step {batch.step}{when}.")
+
+
+def incidents(batch: BatchScores) -> dict[str, dict[str, MonitorScore]]:
+    """Incident kind -> the monitors whose alarm on this batch is evidence of it (empty: not active)."""
+    found: dict[str, dict[str, MonitorScore]] = {kind: {} for kind in (ADVERSARIAL, SHIFT, DATA_QUALITY)}
+    for name, score in batch.scores.items():
+        if score.alarm:
+            found[VIEWS[name].evidence][name] = score
+    return found
+
+
+def conditions(checked: CheckedBatches, model: RegisteredModel) -> Iterator[Condition]:
     """Every condition the pass observed, in the order it observed them."""
     for name, reason in checked.fit_failures.items():
-        yield Condition(name, "fit", "monitor_failure", True,
-                        dict(value=None, kind="monitor_failure", severity="warning", message=reason))
+        yield Condition(name, "fit", "monitor_failure", True, dict(
+            value=None, kind="monitor_failure", severity="warning", message=reason,
+            headline=f"Monitor {name} could not start on {model.name} v{model.version}: {reason}"))
     for chunk in checked.unreadable:
         yield Condition("capture", "chunk", f"unreadable:{chunk.key}", True, dict(
             value=None, kind="data_quality", severity="warning",
-            message=f"Skipped unreadable capture steps {chunk.steps}: {chunk.reason}"))
-    points_by_step: dict[int, list] = {}
-    for point in charted.points:
-        points_by_step.setdefault(point.step, []).append(point)
+            message=f"Skipped unreadable capture steps {chunk.steps}: {chunk.reason}",
+            headline=f"Unreadable captures of {model.name} v{model.version}: steps {chunk.steps[0]}-{chunk.steps[-1]} "
+                     "were skipped and quarantined."))
     for batch in checked.batches:
         for name, reason in batch.failures.items():
-            yield Condition(name, "check", "monitor_failure", True,
-                            dict(value=None, kind="monitor_failure", severity="warning", message=reason))
-        for name, score in batch.scores.items():
-            if not score.alerts_on_alarm:
-                continue
-            kind = "adversarial" if name == "mmd_adversarial" else "out_of_control"
-            yield Condition(name, "score", f"{name}>threshold", score.alarm, dict(
-                value=score.score, kind=kind, severity="critical" if kind == "adversarial" else "warning",
-                limits=Limits(upper=score.threshold), message=f"{name} alarm on capture step {batch.step}"))
-        for point in points_by_step.get(batch.step, []):
-            yield Condition("chart", point.chart, "western_electric", point.signal, dict(
-                value=point.value, kind="out_of_control", severity="warning", limits=Limits(lower=point.lcl, upper=point.ucl),
-                message=f"{point.chart} out of control on capture step {batch.step} ({', '.join(point.rules) or 'limits'})"))
+            yield Condition(name, "check", "monitor_failure", True, dict(
+                value=None, kind="monitor_failure", severity="warning", message=reason, step=batch.step,
+                headline=f"Monitor {name} failed on capture step {batch.step} of {model.name} v{model.version}: {reason}"))
+        for kind, evidence in incidents(batch).items():
+            active = bool(evidence)
+            strongest = min(evidence.values(), key=lambda s: s.p_value if s.p_value is not None else 0.0) if active else None
+            details: dict[str, Any] = {"false_page_budget": checked.false_page_budget}
+            for name, score in batch.scores.items():
+                if VIEWS[name].evidence == kind:
+                    details[f"{name}.p_value"] = score.p_value
+                    details[f"{name}.page_level"] = score.page_level
+                    details[f"{name}.alarm"] = score.alarm
+            yield Condition("incident", kind, "p<=page_level", active, dict(
+                value=None if strongest is None else strongest.p_value,
+                kind=kind, severity=SEVERITY[kind], step=batch.step, first_step=batch.step,
+                captured_at=_served(batch), details=details,
+                headline=headline(kind, evidence, batch, model) if active else "",
+                message=", ".join(f"{name} p={score.p_value}" for name, score in evidence.items())))
 
 
 def send_alerts(
@@ -76,12 +136,12 @@ def send_alerts(
     """Raise or clear each observed condition, deliver what is pending, and move the watermark past the pass."""
     report = PassReport(
         steps=[batch.step for batch in checked.batches],
-        metrics=[{"step": batch.step, **batch.metric_row(), **_chart_signals(charted, batch.step)} for batch in checked.batches],
+        metrics=[{"step": batch.step, **batch.metric_row()} for batch in checked.batches],
         unreadable=checked.unreadable,
         mlflow_run_id=run_id,
         monitor_failures={**checked.fit_failures, **{k: v for b in checked.batches for k, v in b.failures.items()}},
     )
-    for condition in conditions(checked, charted):
+    for condition in conditions(checked, model_info):
         key = condition_key(condition.monitor, condition.metric, condition.rule, model_info.name)
         summary = alerts.raise_or_clear(key, condition.active, lambda c=condition: Alert(
             monitor=c.monitor, metric=c.metric, rule=c.rule, model_name=model_info.name,
@@ -110,7 +170,3 @@ def advance_watermark(collected: CollectedCaptures, checked: CheckedBatches, *, 
     watermark.quarantined.extend(chunk.key for chunk in checked.unreadable if chunk.key not in watermark.quarantined)
     watermark.save(path)
     return watermark.last_step
-
-
-def _chart_signals(charted: ChartedPoints, step: int) -> dict[str, float]:
-    return {f"{point.chart}.chart_signal": float(point.signal) for point in charted.points if point.step == step}

@@ -1,4 +1,12 @@
-"""The chart stage: each charted monitor score goes on its own individuals chart, persisted between passes.
+"""The chart stage: each monitor's p-values on a probability-limit chart, persisted between passes.
+
+A p-value has a known in-control law (uniform, or stochastically larger for a conservative
+test), so the chart needs no Phase I: it plots ``-log10 p`` against the upper limit
+``-log10 page_level`` and signals when ``p <= page_level``.  Its in-control run length is
+geometric with mean ``1 / page_level`` batches, and the loop's false-page budget sets the level
+(see :mod:`trustops.monitoring.checks`); the ``monitor_calibration`` benchmark measures it on
+held-out traffic.  3-sigma limits on ``-log10 p`` would signal at ``p < 0.018`` (an in-control
+run length of 55, not 370): the law of ``-log10 p`` is exponential, not normal.
 
 A chart remembers the last capture step it charted, so a pass repeated after a crash (the
 watermark had not moved yet) does not put the same batch on the chart twice.
@@ -7,15 +15,12 @@ watermark had not moved yet) does not put the same batch on the chart twice.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from monitors.control_charts import IndividualsChart, plot_chart
 from trustops.monitoring.records import ChartedPoints, ChartPoint, CheckedBatches
 
-# Rule 1 (a point beyond 3σ) only: with all four Western Electric rules the in-control ARL
-# drops from ~370 to ~92 batches, too many false alarms for a chart checked every batch.
-# Small sustained shifts are what the EWMA/CUSUM plugins are for.
-RULES = (1,)
+KEPT_POINTS = 500  # the most recent points drawn on a chart's picture
 
 
 class ChartBook:
@@ -23,53 +28,67 @@ class ChartBook:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.charts: dict[str, IndividualsChart] = {}
+        self.points: dict[str, list[dict]] = {}
         self.last_step: dict[str, int | None] = {}
 
-    def existing(self) -> set[str]:
-        return {path.stem for path in self.folder.glob("*.json")} if self.folder.is_dir() else set()
-
-    def get(self, name: str, checked: CheckedBatches) -> IndividualsChart:
-        if name not in self.charts:
-            path = self.folder / f"{name}.json"
-            if path.is_file():
-                saved = json.loads(path.read_text())
-                self.charts[name] = IndividualsChart.from_state_dict(saved["chart"])
-                self.last_step[name] = saved["last_step"]
-            elif name in checked.in_control:
-                mean, sigma = checked.in_control[name]
-                self.charts[name] = IndividualsChart(rules=RULES, mean=mean, sigma=sigma)
-            elif name in checked.baselines:
-                self.charts[name] = IndividualsChart(rules=RULES).fit(checked.baselines[name])
-            else:
-                raise KeyError(f"No saved chart and no Phase I baseline for {name!r}.")
-            self.last_step.setdefault(name, None)
-        return self.charts[name]
+    def load(self, name: str) -> None:
+        if name in self.points:
+            return
+        path = self.folder / f"{name}.json"
+        saved = json.loads(path.read_text()) if path.is_file() else {"last_step": None, "points": []}
+        self.points[name], self.last_step[name] = saved.get("points", []), saved["last_step"]
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for name, chart in self.charts.items():
+        for name, points in self.points.items():
             partial = self.folder / f"{name}.json.partial"
-            partial.write_text(json.dumps({"last_step": self.last_step[name], "chart": chart.state_dict()}))
+            partial.write_text(json.dumps({"last_step": self.last_step[name], "points": points[-KEPT_POINTS:]}))
             partial.replace(self.folder / f"{name}.json")
 
 
 def chart_batches(checked: CheckedBatches, *, state: Path, title_suffix: str) -> ChartedPoints:
-    """Append every batch's charted values to their charts, save the charts and draw them."""
+    """Append every batch's p-values to their charts, save the charts and draw them."""
     book = ChartBook(state / "charts")
     charted = ChartedPoints()
     for batch in checked.batches:
         for name, score in batch.scores.items():
-            if score.chart_value is None:
+            if score.p_value is None or score.page_level is None:
                 continue
-            chart = book.get(name, checked)
+            book.load(name)
             if book.last_step[name] is not None and batch.step <= book.last_step[name]:
                 continue  # charted by an earlier attempt at this pass
-            point = chart.update(score.chart_value)
+            point = ChartPoint(step=batch.step, chart=name, value=score.chart_value, ucl=-math.log10(score.page_level),
+                               signal=score.p_value <= score.page_level, p_value=score.p_value)
+            book.points[name].append({"step": point.step, "value": point.value, "ucl": point.ucl})
             book.last_step[name] = batch.step
-            charted.points.append(ChartPoint(step=batch.step, chart=name, value=point.value, lcl=point.lcl,
-                                             ucl=point.ucl, signal=point.signal, rules=list(point.rules)))
+            charted.points.append(point)
     book.save()
-    for name, chart in book.charts.items():
-        charted.images.append(str(plot_chart(chart, book.folder / f"{name}.png", title=f"{name} ({title_suffix})")))
+    for name, points in book.points.items():
+        if points:
+            charted.images.append(str(plot_p_value_chart(points, book.folder / f"{name}.png", title=f"{name} ({title_suffix})")))
     return charted
+
+
+def plot_p_value_chart(points: list[dict], path: Path, *, title: str) -> Path:
+    """``-log10 p`` per capture step with its upper probability limit, signals in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p["step"] for p in points]
+    values = [p["value"] for p in points]
+    figure, axes = plt.subplots(figsize=(8, 3))
+    axes.plot(steps, values, marker="o", markersize=3, linewidth=1, color="tab:blue", label="-log10 p")
+    axes.step(steps, [p["ucl"] for p in points], where="mid", color="tab:red", linestyle="--", label="page limit")
+    signals = [(s, v) for s, v, p in zip(steps, values, points) if v > p["ucl"]]
+    if signals:
+        axes.scatter(*zip(*signals), color="tab:red", zorder=3, label="page")
+    axes.set_xlabel("capture step")
+    axes.set_ylabel("-log10 p")
+    axes.set_title(title)
+    axes.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path

@@ -1,57 +1,88 @@
-"""The check stage: every enabled monitor on every collected batch, plus the Phase I baselines new charts need."""
+"""The check stage: every enabled monitor on every collected batch, at its share of the false-page budget."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import torch
 from torch import nn
 
-from trustops.monitoring.charting import ChartBook
-from trustops.monitoring.checks import VIEWS, check_batch, fit_monitors, phase_one_scores
+from trustops.monitoring.checks import (
+    DEFAULT_FALSE_PAGE_BUDGET,
+    SHIFT,
+    VIEWS,
+    Traffic,
+    check_batch,
+    fit_monitors,
+    input_table,
+    page_levels,
+)
 from trustops.monitoring.collect import read_collected
 from trustops.monitoring.records import BatchScores, CheckedBatches, CollectedCaptures, HtmlReport, MonitorScore, UnreadableChunk
 from trustops.monitoring.reference import load_reference
 from trustops.registry import RegisteredModel
 
-PHASE_ONE_BATCHES = 20
+DRIFT_REPORTS = ("on_shift", "always", "never")
+# Evidently's report costs seconds per thousand rows: a pass reports on its most recent rows.
+DRIFT_REPORT_ROWS = 2_000
 
 
 def check_collected(
-    model: nn.Module, model_info: RegisteredModel, collected: CollectedCaptures, *, monitors: list[str], state: Path
+    model: nn.Module,
+    model_info: RegisteredModel,
+    collected: CollectedCaptures,
+    *,
+    monitors: list[str],
+    state: Path,
+    false_page_budget: float = DEFAULT_FALSE_PAGE_BUDGET,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    drift_report: str = "on_shift",
 ) -> CheckedBatches:
-    """Score each collected batch with each monitor; one failing monitor never stops the others."""
-    checked = CheckedBatches()
+    """Score each collected batch with each monitor; one failing monitor never stops the others.
+
+    ``drift_report``: Evidently's HTML drift report over the pass's most recent rows, when the
+    pass found a distribution shift (``on_shift``), on every pass with batches, or never.
+    """
+    levels = page_levels(monitors, false_page_budget)
+    checked = CheckedBatches(page_levels=levels, false_page_budget=false_page_budget)
     if not collected.chunks:
         return checked
-    # Monitors learn from one half of the reference; the charts' Phase I limits come from
-    # clean batches of the other half, so they see the sampling noise real batches have.
-    reference, held_out = load_reference(model, model_info).halves(seed=0)
-    fitted, checked.fit_failures = fit_monitors(monitors, reference)
-    for item in read_collected(collected):
+    reference = load_reference(model, model_info, squeezing="feature_squeezing" in monitors)
+    fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
+    recent_inputs: list[torch.Tensor] = []
+    shifted = False
+    for item in _progress(read_collected(collected), total=len(collected.new_steps)):
         if isinstance(item, UnreadableChunk):
             checked.unreadable.append(item)
             continue
-        check = check_batch(fitted, item)
-        batch = BatchScores(step=item.step, batch_size=len(item.tensors["penultimate"]), failures=check.failures)
+        traffic = Traffic(step=item, model=model, value_range=reference.value_range)
+        check = check_batch(fitted, traffic)
+        batch = BatchScores(step=item.step, batch_size=len(item.tensors["penultimate"]), failures=check.failures,
+                            captured_at=item.meta.get("captured_at"))
         for name, result in check.results.items():
-            view = VIEWS[name]
+            p_value = result.details.get("p_value") if VIEWS[name].statistical else None
             batch.scores[name] = MonitorScore(
                 score=float(result.score), threshold=float(result.threshold), alarm=bool(result.alarm),
-                chart_value=float(view.chart_value(result)) if view.charted else None, alerts_on_alarm=view.alerts_on_alarm,
+                p_value=None if p_value is None else float(p_value), page_level=levels.get(name),
+                details={k: v for k, v in result.details.items() if isinstance(v, (int, float, str, bool)) or v is None},
             )
-        if "evidently_drift" in check.results:  # now: the Phase I re-checks below would replace its report
-            checked.html_reports["evidently_drift"] = HtmlReport(step=item.step, html=fitted["evidently_drift"].report_html())
+            shifted |= bool(result.alarm) and VIEWS[name].evidence == SHIFT
         checked.batches.append(batch)
-
-    existing = ChartBook(state / "charts").existing()
-    for name, monitor in fitted.items():
-        view = VIEWS[name]
-        if not view.charted or name in existing or not checked.batches:
-            continue
-        if view.in_control is not None:
-            checked.in_control[name] = view.in_control
-        else:
-            checked.baselines[name] = phase_one_scores(
-                monitor, view, held_out, batch_size=checked.batches[0].batch_size, n_batches=PHASE_ONE_BATCHES, seed=0
-            ).tolist()
+        if "evidently_drift" in fitted:
+            recent_inputs.append(traffic.inputs)
+            while sum(len(t) for t in recent_inputs[1:]) >= DRIFT_REPORT_ROWS:
+                recent_inputs.pop(0)
+    if recent_inputs and (drift_report == "always" or (drift_report == "on_shift" and shifted)):
+        rows = torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:]
+        html = fitted["evidently_drift"].report_html(input_table(rows))
+        checked.html_reports["evidently_drift"] = HtmlReport(step=checked.batches[-1].step, html=html)
     return checked
+
+
+def _progress(items, *, total: int):
+    """A progress bar over the batches on a terminal; nothing when output is a file or a pipe."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc="monitor batches", unit="batch", disable=None, leave=False)

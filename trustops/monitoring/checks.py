@@ -1,81 +1,174 @@
-"""Run every enabled monitor on one captured inference batch.
+"""Run every enabled monitor on one captured inference batch, each at its share of the false-page budget.
 
 Each monitor sees the view of the batch it understands (penultimate activations, predicted
-classes, class probabilities, or the inputs as a table). A monitor that raises does not stop
-the others: its failure is returned for alerting.
+classes, class probabilities, squeezing scores, or the inputs as a table) and returns an exact
+one-sided p-value.  The loop's one number, the *false-page budget* ``B`` (the expected number of
+clean batches between false pages, across all monitors), is split evenly over the enabled
+statistical monitors: each pages at ``p <= 1 / (B x count)``, so by the union bound a clean
+batch pages with probability at most ``1 / B``.  That per-monitor limit is each chart's
+probability limit, and the chart and the monitor's alarm are one and the same condition.
+
+A monitor that raises does not stop the others: its failure is returned for alerting.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from monitors import Monitor, MonitorResult, get_monitor
+from monitors.sequential import draws_for_level
 from trustops.capture import CapturedStep
+from trustops.errors import ConfigError
 from trustops.monitoring.reference import Reference
 
+DEFAULT_FALSE_PAGE_BUDGET = 500.0
+SHIFT, ADVERSARIAL, DATA_QUALITY = "distribution_shift", "suspected_adversarial", "data_quality"
 
-def _table(inputs: torch.Tensor) -> pd.DataFrame:
+
+@dataclass(frozen=True)
+class Traffic:
+    """One batch as the monitors see it, each view computed at most once."""
+
+    step: CapturedStep
+    model: torch.nn.Module | None
+    value_range: tuple[float, float]
+    _squeezing: list = field(default_factory=list)
+
+    @property
+    def penultimate(self) -> torch.Tensor:
+        return self.step.tensors["penultimate"].float()
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        outputs = next(v for k, v in self.step.tensors.items() if k == "outputs" or k.endswith("output_0"))
+        return torch.softmax(outputs.float(), dim=1)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return next(v for k, v in self.step.tensors.items() if k == "inputs" or k.endswith("input_0"))
+
+    @property
+    def squeezing_scores(self) -> np.ndarray:
+        if not self._squeezing:
+            from trustops.monitoring.squeezing import squeezing_scores
+
+            self._squeezing.append(squeezing_scores(self.model, self.inputs, self.value_range).numpy())
+        return self._squeezing[0]
+
+
+def input_table(inputs: torch.Tensor, columns: list[str] | None = None) -> Any:
+    """Inputs as a table for the drift and expectation monitors (``x0 ... x{D-1}`` unless named)."""
+    import pandas as pd
+
     flat = inputs.reshape(len(inputs), -1).double().numpy()
-    return pd.DataFrame(flat, columns=[f"x{i}" for i in range(flat.shape[1])])
+    return pd.DataFrame(flat, columns=columns or [f"x{i}" for i in range(flat.shape[1])])
 
 
 @dataclass(frozen=True)
 class MonitorView:
-    """How a monitor plugin is fed: what it is fitted on and what it checks."""
+    """How a monitor plugin is fed, what its evidence means, and whether it spends the false-page budget."""
 
+    title: str  # the quantity in plain words, as an alert names it
     reference: Callable[[Reference], Any]
-    batch: Callable[[CapturedStep], Any]
-    options: dict[str, Any] = field(default_factory=dict)
-    charted: bool = True  # its score goes on a control chart
-    chart_value: Callable[[MonitorResult], float] = lambda result: float(result.score)
-    # (mean, sigma) of the charted value when the batch is in control, if known in closed form;
-    # otherwise the chart's limits come from clean batches resampled from the reference.
-    in_control: tuple[float, float] | None = None
-    applies: Callable[[CapturedStep], bool] = lambda step: True  # e.g. only batches whose labels arrived
-    # Whether the monitor's own decision alerts.  A per-batch test at alpha = 0.05 would raise a
-    # false alarm every 20 clean batches; such a monitor alerts through its chart (ARL ~370) only.
-    alerts_on_alarm: bool = True
-
-
-def _probabilities(step: CapturedStep) -> torch.Tensor:
-    outputs = next(v for k, v in step.tensors.items() if k == "outputs" or k.endswith("output_0"))
-    return torch.softmax(outputs.float(), dim=1)
-
-
-def _inputs(step: CapturedStep) -> torch.Tensor:
-    return next(v for k, v in step.tensors.items() if k == "inputs" or k.endswith("input_0"))
+    batch: Callable[[Traffic], Any]
+    evidence: str = SHIFT  # the incident its alarm is evidence of
+    statistical: bool = True  # pages at its share of the budget (a p-value); else a contract check
+    # Constructor options from the monitor's page level and the inputs' valid range.
+    options: Callable[[float, tuple[float, float] | None], dict[str, Any]] = lambda level, value_range: {"alpha": level}
+    applies: Callable[[Traffic], bool] = lambda traffic: True  # e.g. only batches whose labels arrived
 
 
 VIEWS: dict[str, MonitorView] = {
     "mmd_adversarial": MonitorView(
+        title="activation shift (MMD on penultimate activations)",
         reference=lambda ref: ref.penultimate,
-        batch=lambda step: step.tensors["penultimate"].float(),
-        options={"class_matching": False, "n_permutations": 200, "seed": 0},
-        # -log10 of a valid p-value under H0 is exponential with rate ln 10: mean = sigma = 1/ln 10.
-        chart_value=lambda result: -math.log10(float(result.details["p_value"])),
-        in_control=(1 / math.log(10), 1 / math.log(10)),
+        batch=lambda traffic: traffic.penultimate,
+        options=lambda level, value_range: {"alpha": level, "n_permutations": draws_for_level(level), "stop_after": 10,
+                                            "class_matching": False, "seed": 0},
     ),
-    "prediction_shift": MonitorView(reference=lambda ref: ref.predictions.numpy(), batch=lambda step: _probabilities(step).argmax(1).numpy(),
-                                   alerts_on_alarm=False),
-    "mean_confidence": MonitorView(reference=lambda ref: ref.probabilities.numpy(), batch=lambda step: _probabilities(step).numpy()),
-    "evidently_drift": MonitorView(reference=lambda ref: _table(ref.inputs), batch=lambda step: _table(_inputs(step))),
+    "prediction_shift": MonitorView(
+        title="predicted-class mix", reference=lambda ref: ref.predictions.numpy(),
+        batch=lambda traffic: traffic.probabilities.argmax(1).numpy(),
+    ),
+    "mean_confidence": MonitorView(
+        title="mean confidence drop", reference=lambda ref: ref.probabilities.numpy(),
+        batch=lambda traffic: traffic.probabilities.numpy(),
+    ),
+    "evidently_drift": MonitorView(
+        title="input drift", reference=lambda ref: input_table(ref.inputs), batch=lambda traffic: input_table(traffic.inputs),
+    ),
+    "feature_squeezing": MonitorView(
+        title="instability under feature squeezing", evidence=ADVERSARIAL,
+        reference=lambda ref: ref.squeezing_scores, batch=lambda traffic: traffic.squeezing_scores,
+    ),
     "accuracy": MonitorView(
+        title="accuracy drop",
         reference=lambda ref: (ref.predictions.numpy(), ref.labels.numpy()),
-        batch=lambda step: (_probabilities(step).argmax(1).numpy(), np.asarray(step.meta["labels"])),
-        options={"tolerance": 0.1},
-        applies=lambda step: "labels" in step.meta,
+        batch=lambda traffic: (traffic.probabilities.argmax(1).numpy(), np.asarray(traffic.step.meta["labels"])),
+        applies=lambda traffic: "labels" in traffic.step.meta,
     ),
     "input_expectations": MonitorView(
-        reference=lambda ref: _table(ref.inputs), batch=lambda step: _table(_inputs(step)), charted=False
+        title="input expectations", evidence=DATA_QUALITY, statistical=False,
+        reference=lambda ref: input_table(ref.inputs), batch=lambda traffic: input_table(traffic.inputs),
+        options=lambda level, value_range: {"value_range": value_range},
     ),
 }
+
+DEFAULT_MONITORS = [
+    "mmd_adversarial", "prediction_shift", "mean_confidence", "evidently_drift", "feature_squeezing",
+    "input_expectations", "accuracy",
+]
+
+
+def check_false_page_budget(budget: Any) -> float:
+    """The budget as a float ``> 0``, or a :class:`ConfigError` that says what is allowed."""
+    if isinstance(budget, str):
+        try:
+            budget = float(budget)
+        except ValueError:
+            raise ConfigError(
+                f"The false-page budget must be a number of clean batches between false pages (> 0), e.g. 500. Got: {budget!r}"
+            ) from None
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not math.isfinite(budget) or budget <= 0:
+        raise ConfigError(
+            f"The false-page budget must be a number of clean batches between false pages (> 0), e.g. 500. Got: {budget!r}"
+        )
+    return float(budget)
+
+
+def page_levels(names: list[str], budget: float) -> dict[str, float]:
+    """Each statistical monitor's probability limit: the budget's false-page rate ``1 / budget``, split evenly."""
+    statistical = [name for name in names if VIEWS[name].statistical]
+    return {name: 1.0 / (check_false_page_budget(budget) * len(statistical)) for name in statistical}
+
+
+def monitor_options(
+    name: str, levels: Mapping[str, float], value_range: tuple[float, float] | None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The constructor options of monitor ``name`` in the loop: its page level, then the user's overrides."""
+    return {**VIEWS[name].options(levels.get(name, 1.0), value_range), **(overrides or {}).get(name, {})}
+
+
+def check_monitor_options(
+    names: list[str], levels: Mapping[str, float], value_range: tuple[float, float] | None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Build every monitor once (no fitting) so a bad option, e.g. too few permutations, fails before any work."""
+    from monitors import MonitorConfigError
+
+    for name in names:
+        try:
+            get_monitor(name)(**monitor_options(name, levels, value_range, overrides))
+        except (MonitorConfigError, TypeError) as error:
+            raise ConfigError(f"Monitor {name}: {error}") from None
 
 
 @dataclass
@@ -85,47 +178,26 @@ class BatchCheck:
     failures: dict[str, str]
 
 
-def fit_monitors(names: list[str], reference: Reference) -> tuple[dict[str, Monitor], dict[str, str]]:
+def fit_monitors(
+    names: list[str], reference: Reference, levels: Mapping[str, float], overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[dict[str, Monitor], dict[str, str]]:
     fitted, failures = {}, {}
     for name in names:
-        view = VIEWS[name]
         try:
-            fitted[name] = get_monitor(name)(**view.options).fit(view.reference(reference))
+            monitor = get_monitor(name)(**monitor_options(name, levels, reference.value_range, overrides))
+            fitted[name] = monitor.fit(VIEWS[name].reference(reference))
         except Exception as error:  # one broken monitor must not stop the others
             failures[name] = f"{type(error).__name__}: {error}"
     return fitted, failures
 
 
-def check_batch(monitors: dict[str, Monitor], step: CapturedStep) -> BatchCheck:
+def check_batch(monitors: dict[str, Monitor], traffic: Traffic) -> BatchCheck:
     results, failures = {}, {}
     for name, monitor in monitors.items():
-        if not VIEWS[name].applies(step):
+        if not VIEWS[name].applies(traffic):
             continue
         try:
-            results[name] = monitor.check(VIEWS[name].batch(step))
+            results[name] = monitor.check(VIEWS[name].batch(traffic))
         except Exception as error:
             failures[name] = f"{type(error).__name__}: {error}"
-    return BatchCheck(step=step.step, results=results, failures=failures)
-
-
-def phase_one_scores(monitor: Monitor, view: MonitorView, reference: Reference, *, batch_size: int, n_batches: int, seed: int) -> np.ndarray:
-    """The monitor's score on clean batches drawn from the reference: the in-control baseline of its chart.
-
-    Bootstrap batches (rows drawn with replacement) of the monitored batch size, drawn from
-    reference rows the monitor was *not* fitted on, so the limits include the sampling noise of
-    real clean batches. Monitors whose charted value has a known in-control law (the MMD
-    p-value) use that instead.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    scores = []
-    for _ in range(n_batches):
-        rows = torch.randint(len(reference.penultimate), (batch_size,), generator=generator)  # a bootstrap batch
-        sample = Reference(reference.penultimate[rows], reference.probabilities[rows], reference.inputs[rows],
-                           reference.labels[rows])
-        fake_step = CapturedStep(mode="predict", step=-1, tensors={
-            "penultimate": sample.penultimate,
-            "inputs": sample.inputs,
-            "outputs": torch.log(sample.probabilities.clamp_min(1e-12)),
-        }, meta={"labels": sample.labels.tolist()})
-        scores.append(view.chart_value(monitor.check(view.batch(fake_step))))
-    return np.asarray(scores, dtype=float)
+    return BatchCheck(step=traffic.step.step, results=results, failures=failures)

@@ -7,6 +7,7 @@ captured tensors: the check stage streams the chunks the collect stage listed.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -39,13 +40,20 @@ class MonitorScore(BaseModel):
     score: float
     threshold: float
     alarm: bool
-    chart_value: float | None = None  # what goes on the monitor's control chart; None when not charted
-    alerts_on_alarm: bool = True  # False: the alarm is recorded, and only the chart alerts
+    p_value: float | None = None  # the exact one-sided p-value; None for a contract check
+    page_level: float | None = None  # the monitor's share of the false-page budget: it pages when p <= this
+    details: dict[str, Any] = Field(default_factory=dict)  # the monitor's plain-number details
+
+    @property
+    def chart_value(self) -> float | None:
+        """``-log10 p``: the charted value, whose limit is ``-log10 page_level``."""
+        return None if self.p_value is None else -math.log10(max(self.p_value, 5e-324))
 
 
 class BatchScores(BaseModel):
     step: int
     batch_size: int
+    captured_at: float | None = None  # when the batch was served (seconds since the epoch), if the capture says
     scores: dict[str, MonitorScore] = Field(default_factory=dict)
     failures: dict[str, str] = Field(default_factory=dict)  # monitor -> why its check raised
 
@@ -54,6 +62,9 @@ class BatchScores(BaseModel):
         for name, score in self.scores.items():
             row[f"{name}.score"] = score.score
             row[f"{name}.alarm"] = float(score.alarm)
+            if score.p_value is not None:
+                row[f"{name}.p_value"] = score.p_value
+                row[f"{name}.chart_signal"] = float(score.p_value <= score.page_level)
         return row
 
 
@@ -66,20 +77,20 @@ class CheckedBatches(BaseModel):
     batches: list[BatchScores] = Field(default_factory=list)
     unreadable: list[UnreadableChunk] = Field(default_factory=list)
     fit_failures: dict[str, str] = Field(default_factory=dict)
-    # Phase I: in-control scores of clean reference batches, for charts that do not exist yet.
-    baselines: dict[str, list[float]] = Field(default_factory=dict)
-    in_control: dict[str, tuple[float, float]] = Field(default_factory=dict)  # (mean, sigma) known in closed form
-    html_reports: dict[str, HtmlReport] = Field(default_factory=dict)  # monitor -> its report on the last batch
+    page_levels: dict[str, float] = Field(default_factory=dict)  # monitor -> its probability limit
+    false_page_budget: float | None = None  # expected clean batches between false pages, all monitors together
+    html_reports: dict[str, HtmlReport] = Field(default_factory=dict)  # monitor -> its report over the pass's batches
 
 
 class ChartPoint(BaseModel):
+    """One batch on a monitor's p-value chart: ``value = -log10 p`` against ``ucl = -log10 page_level``."""
+
     step: int
     chart: str
     value: float
-    lcl: float | None
-    ucl: float | None
+    ucl: float
     signal: bool
-    rules: list[str] = Field(default_factory=list)
+    p_value: float
 
 
 class ChartedPoints(BaseModel):

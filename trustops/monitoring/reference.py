@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,34 +14,34 @@ from trustops.registry import RegisteredModel
 
 @dataclass(frozen=True)
 class Reference:
+    """The whole validation split: rows the model was not trained on, all of them used.
+
+    Every monitor in the loop compares a batch with all of it, and each test accounts for the
+    reference's own sampling error, so nothing is held back for a Phase I.
+    """
+
     penultimate: torch.Tensor  # shape-(N, D), the last captured validation pass
     probabilities: torch.Tensor  # shape-(N, K)
     inputs: torch.Tensor  # shape-(N, ...), the validation split itself
     labels: torch.Tensor  # shape-(N,), the validation split's class indices
+    value_range: tuple[float, float]  # the inputs' valid range (declared, or spanned by the data)
+    squeezing_scores: np.ndarray | None = field(default=None, compare=False)  # shape-(N,), when computed
 
     @property
     def predictions(self) -> torch.Tensor:
         return self.probabilities.argmax(1)
 
-    def halves(self, *, seed: int) -> tuple[Reference, Reference]:
-        """Two seeded, disjoint halves of the rows (the inputs are matched row for row when they align)."""
-        from trustops.detection.ladis import split_reference
 
-        first, second = split_reference(self.penultimate, seed=seed)
-        aligned = len(self.inputs) == len(self.penultimate)
-        return tuple(
-            Reference(self.penultimate[rows], self.probabilities[rows], *((self.inputs[rows], self.labels[rows]) if aligned
-                                                                           else (self.inputs, self.labels)))
-            for rows in (first, second)
-        )
-
-
-def load_reference(model: nn.Module, model_info: RegisteredModel) -> Reference:
+def load_reference(model: nn.Module, model_info: RegisteredModel, *, squeezing: bool = False) -> Reference:
+    """The reference of ``model_info``; ``squeezing`` also scores its inputs for the feature-squeezing monitor."""
     from trustops.data.registered import load_split
+    from trustops.monitoring.squeezing import squeezing_scores
 
     reader = open_capture(model_info.capture_uri)
     penultimate = reader.load("eval", "penultimate", where=reader.last_pass("eval")).float()
     with torch.no_grad():
         probabilities = torch.softmax(model.head(penultimate), dim=1)
-    inputs, labels, _ = load_split(model_info, "val")
-    return Reference(penultimate=penultimate, probabilities=probabilities, inputs=inputs, labels=labels)
+    inputs, labels, value_range = load_split(model_info, "val")
+    scores = squeezing_scores(model, inputs, value_range).numpy() if squeezing else None
+    return Reference(penultimate=penultimate, probabilities=probabilities, inputs=inputs, labels=labels,
+                     value_range=value_range, squeezing_scores=scores)

@@ -1,4 +1,9 @@
-"""One monitor run for a registered model: the ZenML monitor pipeline, tracked as an MLflow run."""
+"""One monitor run for a registered model: the ZenML monitor pipeline, tracked as an MLflow run.
+
+Everything that can be wrong with the request (monitor names, the false-page budget, a
+monitor option such as too few permutations for its page limit) is checked before anything
+is read or started, and a pass with nothing new ends before the pipeline starts.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from monitors import available_monitors
 from trustops.errors import ConfigError
-from trustops.monitoring.checks import VIEWS
-from trustops.monitoring.loop import DEFAULT_MONITORS
 from trustops.monitoring.records import PassReport
-from trustops.monitoring.watermark import exclusive_run
 from trustops.paths import default_tracking_uri, project_root, state_dir
 from trustops.registry import RegisteredModel, resolve_registered_model
 
@@ -20,6 +21,9 @@ MONITORING_EXPERIMENT = "trustops-monitoring"
 
 
 def check_monitor_names(names: list[str]) -> None:
+    from monitors import available_monitors
+    from trustops.monitoring.checks import VIEWS
+
     registered = set(available_monitors())
     unknown = [n for n in names if n not in registered or n not in VIEWS]
     if unknown:
@@ -27,9 +31,21 @@ def check_monitor_names(names: list[str]) -> None:
         raise ConfigError(f"Unknown or unusable monitor(s) {', '.join(unknown)}. Monitors the loop can run: {', '.join(usable)}.")
 
 
-def monitor_state(root: Path, model: RegisteredModel) -> Path:
-    """Per version: a new version has its own capture store, reference, charts and watermark."""
-    return state_dir(root) / "monitoring" / re.sub(r"[^A-Za-z0-9_.-]", "_", model.name) / f"v{model.version}"
+def default_monitor_names() -> list[str]:
+    from monitors import available_monitors
+    from trustops.monitoring.checks import DEFAULT_MONITORS
+
+    return [m for m in DEFAULT_MONITORS if m in available_monitors()]
+
+
+def monitor_state(root: Path, model: RegisteredModel, traffic: str = "production") -> Path:
+    """Per version and traffic: a new version has its own capture store, reference, charts and watermark.
+
+    ``traffic`` other than ``production`` (e.g. the main job's ``demo-stream``) keeps its own
+    state, so an experiment never moves the production watermark or opens its conditions.
+    """
+    folder = state_dir(root) / "monitoring" / re.sub(r"[^A-Za-z0-9_.-]", "_", model.name) / f"v{model.version}"
+    return folder if traffic == "production" else folder / "experiments" / re.sub(r"[^A-Za-z0-9_.-]", "_", traffic)
 
 
 def resolve_monitored_model(model_name: str, model_version: str, root: Path) -> RegisteredModel:
@@ -42,23 +58,71 @@ def resolve_monitored_model(model_name: str, model_version: str, root: Path) -> 
     return found
 
 
-def run_monitor(model_name: str, model_version: str = "latest", *, monitors: list[str] | None = None) -> tuple[PassReport, str | None]:
-    """One pass of the monitor pipeline over what ``model_name`` captured since the last pass."""
-    from pipelines.monitoring import monitoring_pipeline
-    from trustops.runs.zenml_runs import run_tracked_pipeline
+def validate_monitor_request(names: list[str], false_page_budget: object, drift_report: str, value_range=None) -> float:
+    """Check names, budget, report option and every monitor's options; returns the budget as a float."""
+    from trustops.monitoring.checking import DRIFT_REPORTS
+    from trustops.monitoring.checks import check_false_page_budget, check_monitor_options, page_levels
 
-    names = monitors or [m for m in DEFAULT_MONITORS if m in available_monitors()]
     check_monitor_names(names)
+    budget = check_false_page_budget(false_page_budget)
+    if drift_report not in DRIFT_REPORTS:
+        raise ConfigError(f"The drift report must be one of {', '.join(DRIFT_REPORTS)}. Got: {drift_report!r}")
+    check_monitor_options(names, page_levels(names, budget), value_range)
+    return budget
+
+
+def run_monitor(
+    model_name: str,
+    model_version: str = "latest",
+    *,
+    monitors: list[str] | None = None,
+    false_page_budget: float = 500.0,
+    drift_report: str = "on_shift",
+    traffic: str = "production",
+    capture_uri: str | None = None,
+) -> tuple[PassReport, str | None]:
+    """One pass of the monitor pipeline over what ``model_name`` captured since the last pass.
+
+    Returns the pass report and its MLflow run id (``None`` for a pass with nothing new, which
+    starts no pipeline and records no run; alerts still waiting in the outbox are delivered).
+    """
+    from trustops.monitoring.collect import collect_new_captures
+    from trustops.monitoring.watermark import exclusive_run
+
+    names = monitors or default_monitor_names()
+    budget = validate_monitor_request(names, false_page_budget, drift_report)
     root = project_root()
     found = resolve_monitored_model(model_name, model_version, root)
-    state = monitor_state(root, found)
-    run_name = f"monitor-{found.name}-v{found.version}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    data = found.training.data
+    if data.value_range:
+        validate_monitor_request(names, budget, drift_report, tuple(float(v) for v in data.value_range))
+    state = monitor_state(root, found, traffic)
+    capture = capture_uri or found.capture_uri
     # The local orchestrator runs the steps in this process, so holding the lock here covers the
     # whole pipeline; on a remote orchestrator the watermark's compare-and-set guards instead.
     with exclusive_run(state / "run.lock"):
+        if not collect_new_captures(capture, state).chunks:
+            report = PassReport()
+            report.pending_alerts = deliver_pending_alerts(state)
+            return report, None
+        from pipelines.monitoring import monitoring_pipeline
+        from trustops.runs.zenml_runs import run_tracked_pipeline
+
+        run_name = f"monitor-{found.name}-v{found.version}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
         pipeline_run = run_tracked_pipeline(
             monitoring_pipeline, run_name=run_name, experiment_name=MONITORING_EXPERIMENT, root=root,
             model_name=found.name, model_version=str(found.version), monitors=names, state=str(state),
+            false_page_budget=budget, drift_report=drift_report, capture_uri=capture_uri,
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
+
+
+def deliver_pending_alerts(state: Path) -> int:
+    """Retry the outbox's undelivered alerts (a pass with nothing new still does this); returns how many stay pending."""
+    if not (state / "alerts").is_dir():
+        return 0
+    from trustops.alerts import AlertManager
+    from trustops.monitoring.channels import alert_channels
+
+    return len(AlertManager.from_config(state / "alerts", alert_channels()).flush().pending)
