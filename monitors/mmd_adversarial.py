@@ -21,7 +21,7 @@ from monitors.mmd.alibi_backend import alibi_permutation_test, load_mmd_drift
 from monitors.mmd.batched import batched_mmd2, batched_wild_mmd2, chunks_of_tests
 from monitors.mmd.class_matching import ClassIndex, draw_matched, largest_matched_size
 from monitors.mmd.detection_rate import DetectionRate, draw_subsets, summarize
-from monitors.mmd.kernel import GaussianKernelSum, median_bandwidth
+from monitors.mmd.kernel import GaussianKernelSum, augmented_factors, median_bandwidth
 from monitors.mmd.permutation import (
     draw_permutations,
     draw_signs,
@@ -436,16 +436,31 @@ class MMDAdversarialMonitor(Monitor):
     def _sequential(self, n_total: int) -> bool:
         return self._config["stop_after"] is not None and n_total <= SEQUENTIAL_MAX_ROWS
 
-    def _test_rows(self, name: str, raw_batch: Tensor, rows: Tensor | None) -> tuple[Tensor, Tensor, GaussianKernelSum]:
-        """One test's reference and batch rows, standardized, and the kernel to compare them with."""
+    def _test_rows(
+        self, name: str, raw_batch: Tensor, rows: Tensor | None, *, squared_distances: bool = False
+    ) -> tuple[Tensor, Tensor, GaussianKernelSum, Tensor | None]:
+        """One test's reference and batch rows, standardized, and the kernel to compare them with.
+
+        With ``squared_distances`` (pooled standardization only) also the shape-(n + m, n + m)
+        squared distances of the pooled rows, which the bandwidth was taken from.
+        """
         layer = self._layers[name]
         if self._config["standardize"] == "reference":
             x = layer.reference if rows is None else layer.reference[rows]
-            return x, self._standardized(name, raw_batch), layer.kernel
+            return x, self._standardized(name, raw_batch), layer.kernel, None
         raw_reference = layer.raw if rows is None else layer.raw[rows]
         standardizer = Standardizer.pooled(raw_reference, raw_batch)
         x, y = standardizer(raw_reference), standardizer(raw_batch)
-        sigma = median_bandwidth(torch.cat([x, y]), max_rows=self._config["bandwidth_rows"], generator=self._generator)
+        pooled = torch.cat([x, y])
+        squared = None
+        if squared_distances and pooled.shape[0] <= self._config["bandwidth_rows"]:
+            left, right = augmented_factors(pooled)
+            squared = torch.mm(left, right.T).clamp_(min=0)
+            upper = squared[torch.triu_indices(*squared.shape, offset=1).unbind()]
+            upper = upper[upper > 0]
+            sigma = float(upper.median().sqrt()) if upper.numel() else 0.0  # the median heuristic, as median_bandwidth
+        else:
+            sigma = median_bandwidth(pooled, max_rows=self._config["bandwidth_rows"], generator=self._generator)
         if not sigma > 0:
             where = "" if name == inputs.SINGLE_LAYER else f" in layer {name!r}"
             raise MonitorInputError(
@@ -453,16 +468,20 @@ class MMDAdversarialMonitor(Monitor):
                 "the test needs distinct rows to set the kernel bandwidth."
             )
         kernel = GaussianKernelSum(sigma, layer.kernel.powers)
-        return x.to(self._dtype).to(self._device), y.to(self._dtype).to(self._device), kernel
+        return x.to(self._dtype).to(self._device), y.to(self._dtype).to(self._device), kernel, squared
 
     def _check_sequential(
         self, layers: dict[str, Tensor], rows: Tensor | None, labels: Tensor | None
     ) -> tuple[float, int, dict[str, float]]:
         """Besag-Clifford p-value of one layer's MMD²: ``(p_value, draws used, {"mmd2": observed})``."""
         (name, raw_batch), = layers.items()
-        x, y, kernel = self._test_rows(name, raw_batch, rows)
+        x, y, kernel, squared = self._test_rows(name, raw_batch, rows, squared_distances=True)
         n_reference, n_batch = x.shape[0], y.shape[0]
-        pooled = reference_kernel(torch.cat([x, y]), kernel, tile_size=self._config["tile_size"])
+        if squared is None:
+            pooled = reference_kernel(torch.cat([x, y]), kernel, tile_size=self._config["tile_size"])
+        else:
+            squared = squared.to(self._dtype).to(self._device)
+            pooled = kernel.fill(squared, torch.empty_like(squared)).fill_diagonal_(0)
         pooled_labels = None
         if self._config["class_matching"]:
             pooled_labels = torch.cat([self._reference_predictions[rows], labels])
@@ -505,7 +524,7 @@ class MMDAdversarialMonitor(Monitor):
         statistic = wild_bootstrap_mmd2 if wild else permutation_mmd2
         per_layer_stats = []
         for name, layer in self._layers.items():
-            x, y, kernel = self._test_rows(name, layers[name] if batch_order is None else layers[name][batch_order], rows)
+            x, y, kernel, _ = self._test_rows(name, layers[name] if batch_order is None else layers[name][batch_order], rows)
             block = self._reference_block(layer, rows) if self._config["standardize"] == "reference" else None
             per_layer_stats.append(statistic(x, y, kernel, draws, tile_size=tile_size, reference_block=block).cpu())
         stats = torch.stack(per_layer_stats)
@@ -520,7 +539,7 @@ class MMDAdversarialMonitor(Monitor):
 
     def _check_alibi(self, layers: dict[str, Tensor], rows: Tensor | None) -> tuple[float, float, float, dict]:
         (name, raw_batch), = layers.items()
-        x, y, kernel = self._test_rows(name, raw_batch, rows)
+        x, y, kernel, _ = self._test_rows(name, raw_batch, rows)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
         mmd2, p_value, threshold = alibi_permutation_test(
             x.cpu().numpy(),
@@ -648,7 +667,7 @@ class MMDAdversarialMonitor(Monitor):
         p_values = []
         for x_rows, y_rows in zip(reference_rows, batch_rows):
             seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
-            x, y, kernel = self._test_rows(name, layers[name][y_rows], x_rows)
+            x, y, kernel, _ = self._test_rows(name, layers[name][y_rows], x_rows)
             _, p_value, _ = alibi_permutation_test(
                 x.cpu().numpy(),
                 y.cpu().numpy(),

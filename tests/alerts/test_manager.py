@@ -1,4 +1,4 @@
-"""AlertManager: deduplication by condition, the durable outbox, crash recovery, channel isolation."""
+"""AlertManager: deduplication by condition, the durable outbox, digests per model, crash recovery, channel isolation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustops.alerts import Alert, AlertKind, AlertManager, Channel, ConsoleChannel, InvalidAlertError, Outbox, Severity
+from trustops.alerts import Alert, AlertKind, AlertManager, Channel, ConsoleChannel, Digest, InvalidAlertError, Outbox, Severity
 from trustops.errors import ConfigError, DataError
 
 from .conftest import make_alert
@@ -31,6 +31,24 @@ class ListChannel(Channel):
         self.received.append(alert)
 
 
+class DigestChannel(Channel):
+    """A working channel that keeps each digest it receives as one message."""
+
+    def __init__(self, name: str = "digests", *, fail_first: int = 0) -> None:
+        self.name = name
+        self.digests: list[Digest] = []
+        self.fail_first = fail_first
+
+    def deliver(self, alert: Alert) -> None:
+        raise AssertionError("the manager must hand this channel digests")
+
+    def deliver_digest(self, digest: Digest) -> None:
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise RuntimeError("the chat service is down")
+        self.digests.append(digest)
+
+
 class BrokenChannel(Channel):
     name = "broken"
 
@@ -42,7 +60,10 @@ def test_an_ongoing_condition_alerts_once_then_once_on_recovery(tmp_path: Path) 
     channel = ListChannel()
     manager = AlertManager(tmp_path, [channel])
     key = make_alert().key
-    raised = [manager.raise_or_clear(key, active, make_alert).raised for active in (True, True, True, False)]
+    raised = []
+    for active in (True, True, True, False):  # one monitoring pass each
+        raised.append(manager.raise_or_clear(key, active, make_alert).raised)
+        manager.flush()
 
     assert [len(r) for r in raised] == [1, 0, 0, 1]
     assert [a.kind for a in channel.received] == [AlertKind.OUT_OF_CONTROL, AlertKind.RECOVERED]
@@ -56,6 +77,7 @@ def test_dedupe_state_persists_between_runs(tmp_path: Path) -> None:
     key = make_alert().key
     first_run = AlertManager(tmp_path, [ListChannel()])
     first_run.raise_or_clear(key, True, make_alert)
+    first_run.flush()
 
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["version"] == 1
@@ -66,6 +88,8 @@ def test_dedupe_state_persists_between_runs(tmp_path: Path) -> None:
     second_run = AlertManager(tmp_path, [second_run_channel])
     assert second_run.raise_or_clear(key, True, make_alert).raised == ()
     assert second_run.raise_or_clear(key, False, make_alert).raised[0].kind == AlertKind.RECOVERED
+    assert second_run_channel.received == []  # recorded; the flush delivers
+    second_run.flush()
     assert [a.kind for a in second_run_channel.received] == [AlertKind.RECOVERED]
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files behind
 
@@ -91,6 +115,7 @@ def test_alerts_follow_exactly_the_changes_of_a_condition(flags: list[bool]) -> 
         manager = AlertManager(folder, [channel])
         for active in flags:
             manager.raise_or_clear(make_alert().key, active, make_alert)
+            manager.flush()
         changes = sum(1 for before, now in zip([False, *flags], flags) if before != now)
         kinds = [a.kind for a in channel.received]
         assert len(kinds) == changes
@@ -102,6 +127,7 @@ def test_conditions_are_independent(tmp_path: Path) -> None:
     manager = AlertManager(tmp_path, [channel])
     for metric in ("accuracy", "loss", "accuracy"):
         manager.raise_or_clear(make_alert(metric).key, True, lambda: make_alert(metric))
+    manager.flush()
     assert [a.metric for a in channel.received] == ["accuracy", "loss"]
 
 
@@ -117,13 +143,15 @@ def test_send_does_not_deduplicate(tmp_path: Path) -> None:
     manager = AlertManager(tmp_path, [channel])
     manager.send(make_alert(kind="adversarial"))
     manager.send(make_alert(kind="adversarial"))
+    manager.flush()
     assert len(channel.received) == 2
 
 
 def test_a_raising_channel_does_not_stop_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     before, after = ListChannel("before"), ListChannel("after")
     manager = AlertManager(tmp_path, [before, BrokenChannel(), after])
-    summary = manager.send(make_alert())
+    manager.send(make_alert())
+    summary = manager.flush()
 
     assert len(before.received) == len(after.received) == 1
     assert summary.failed_channels == {"broken": "RuntimeError: the chat service is on fire"}
@@ -166,7 +194,9 @@ class DiesMidDelivery(Channel):
 
 alert = make_alert()
 print(alert.to_json(), flush=True)
-AlertManager(sys.argv[1], [DiesMidDelivery()]).raise_or_clear(alert.key, True, lambda: alert)
+manager = AlertManager(sys.argv[1], [DiesMidDelivery()])
+manager.raise_or_clear(alert.key, True, lambda: alert)
+manager.flush()
 """
 
 
@@ -181,6 +211,7 @@ def test_a_process_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
     channel = ListChannel()
     next_run = AlertManager(tmp_path, [channel])
     assert next_run.raise_or_clear(alert.key, True, make_alert).raised == ()  # the condition was recorded
+    next_run.flush()
     assert channel.received == [alert]  # ...and its alert delivered by the next run, once
     assert next_run.flush().sent == () and channel.received == [alert]
 
@@ -205,6 +236,7 @@ def test_compact_drops_only_fully_delivered_alerts(tmp_path: Path) -> None:
     AlertManager(tmp_path, [ListChannel("broken"), channel]).flush()  # the first alert is now done everywhere
     pending = make_alert("loss")
     manager.send(pending)
+    manager.flush()  # reaches "list"; "broken" fails
 
     assert manager.compact() == 1
     assert [r.alert for r in manager.outbox.records()] == [pending]
@@ -218,20 +250,35 @@ def test_alerts_owed_to_a_channel_that_is_no_longer_configured_stay_pending(tmp_
     assert "not configured" in summary.failed_channels["broken"] and len(summary.pending) == 1
 
 
-def test_console_channel_logs_one_line_at_the_severity_level(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_console_channel_logs_one_block_per_model_at_the_most_severe_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="trustops.alerts")
     manager = AlertManager(tmp_path, [ConsoleChannel()])
-    manager.send(make_alert(message="first line\nsecond line"))
-    manager.send(make_alert(severity="info", kind="recovered"))
+    link = "http://127.0.0.1:5000/#/experiments/1/runs/0a1b2c"
+    manager.send(make_alert("loss", severity="warning", headline="Loss up on resnet18 v3.", mlflow_run_url=link))
+    manager.send(make_alert(message="first line\nsecond line", headline="Accuracy fell to 0.71 on resnet18 v3.", rule="western_electric_1"))
+    manager.send(make_alert("ece", severity="info", kind="recovered", headline="Recovered: calibration on resnet18 v3."))
+    manager.send(make_alert(severity="info", kind="recovered", model_name="other", headline="Recovered: other v1."))
+    assert manager.flush().messages == {"console": 2}
 
     records = [r for r in caplog.records if r.name == "trustops.alerts"]
     assert [r.levelno for r in records] == [logging.CRITICAL, logging.INFO]
-    assert records[0].getMessage().startswith("ALERT [CRITICAL] out of control: control_charts/accuracy = 0.71")
-    assert all("\n" not in r.getMessage() for r in records)
+    lines = records[0].getMessage().splitlines()
+    assert lines[:4] == [
+        "ALERT [CRITICAL] Accuracy fell to 0.71 on resnet18 v3. (and 2 more conditions)",
+        "  - [WARNING] Loss up on resnet18 v3.",
+        "  - [INFO] Recovered: calibration on resnet18 v3.",
+        f"  MLflow run: {link}",
+    ]
+    assert lines[4] == "  Details:" and len(lines) == 8  # then one details line per alert, most severe first
+    assert "rule=western_electric_1" in lines[5] and "note=first line second line" in lines[5]
+    assert "western_electric" not in "\n".join(lines[:4])  # rules stay in the details
+    assert records[1].getMessage().splitlines()[0] == "ALERT [INFO] Recovered: other v1."
 
 
 def test_summary_reports_clearly(tmp_path: Path) -> None:
-    summary = AlertManager(tmp_path, [BrokenChannel()]).send(make_alert())
+    summary = AlertManager(tmp_path, [BrokenChannel()]).send(make_alert(), deliver=True)
     assert str(summary) == (
         "alerts: 1 raised, 0 sent, 1 pending; channel 'broken' failed: RuntimeError: the chat service is on fire; "
         "pending alerts are kept in the outbox and retried by the next flush()"
@@ -265,3 +312,97 @@ def test_bad_channel_config_is_a_clear_config_error(tmp_path: Path, channels: ob
 def test_channel_names_must_be_unique(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"repeated: \['list'\]"):
         AlertManager(tmp_path, [ListChannel(), ListChannel()])
+
+
+def test_one_flush_hands_each_channel_one_digest_per_model_most_severe_first(tmp_path: Path) -> None:
+    channel = DigestChannel()
+    manager = AlertManager(tmp_path, [channel])
+    made = [
+        make_alert("loss", severity="warning"),
+        make_alert("accuracy", severity="critical"),
+        make_alert("latency", severity="warning", model_name="other"),
+        make_alert("ece", severity="warning"),
+    ]
+    for alert in made:
+        summary = manager.raise_or_clear(alert.key, True, lambda alert=alert: alert)
+        assert summary.raised == (alert,) and alert.id in summary.pending  # recorded, waiting for flush()
+    assert channel.digests == []
+
+    summary = manager.flush()
+    assert summary.ok and summary.sent == tuple(a.id for a in made) and summary.messages == {"digests": 2}
+    resnet, other = channel.digests
+    assert [a.metric for a in resnet.alerts] == ["accuracy", "loss", "ece"]  # critical first, then in the order made
+    assert resnet.first_line == made[1].title + " (and 2 more conditions)"
+    assert [a.metric for a in other.alerts] == ["latency"] and other.first_line == made[2].title
+    # Nothing new: the next flush sends nothing.
+    assert manager.flush().messages == {} and len(channel.digests) == 2
+
+
+def test_a_failed_digest_keeps_all_its_alerts_pending_until_one_delivery_sends_them_all(tmp_path: Path) -> None:
+    made = [make_alert(metric) for metric in ("accuracy", "loss", "ece")]
+    channel = DigestChannel(fail_first=1)
+    manager = AlertManager(tmp_path, [channel])
+    for alert in made:
+        manager.raise_or_clear(alert.key, True, lambda alert=alert: alert)
+
+    failed = manager.flush()
+    assert failed.failed_channels == {"digests": "RuntimeError: the chat service is down"}
+    assert failed.pending == tuple(a.id for a in made) and failed.sent == () and failed.messages == {}
+    assert Outbox(tmp_path).delivered() == set()
+
+    healed = AlertManager(tmp_path, [channel]).flush()  # the next run
+    assert healed.ok and healed.sent == tuple(a.id for a in made) and healed.messages == {"digests": 1}
+    assert [d.ids for d in channel.digests] == [tuple(a.id for a in made)]
+    assert Outbox(tmp_path).delivered() == {(a.id, "digests") for a in made}
+
+
+def test_recovery_is_announced_once_with_a_headline_that_says_it_cleared(tmp_path: Path) -> None:
+    channel = DigestChannel()
+    manager = AlertManager(tmp_path, [channel])
+
+    def shift(step: int, first_step: int | None) -> Alert:
+        return make_alert(
+            kind="distribution_shift", severity="warning", model_name="trustops-digits", step=step, first_step=first_step,
+            headline=f"Distribution shift on trustops-digits v3: input drift p = 2e-06, since capture step {step}.",
+        )
+
+    key = shift(41, 41).key
+    opened = manager.raise_or_clear(key, True, lambda: shift(41, 41)).raised[0]
+    for step in (57, 58):
+        manager.raise_or_clear(key, False, lambda step=step: shift(step, None))
+    manager.flush()
+
+    [digest] = channel.digests  # the opening alert and its recovery, one message
+    assert [a.kind for a in digest.alerts] == [AlertKind.DISTRIBUTION_SHIFT, AlertKind.RECOVERED]
+    recovered = digest.alerts[1]
+    assert recovered.headline == (
+        "Recovered: distribution shift on trustops-digits v3 cleared at capture step 57 (it held since capture step 41)."
+    )
+    assert (recovered.severity, recovered.first_step, recovered.step) == (Severity.INFO, 41, 57)
+    assert recovered.details["opened_by_alert"] == opened.id and recovered.id != opened.id
+
+
+def test_a_recovery_worded_by_the_caller_keeps_its_headline(tmp_path: Path) -> None:
+    manager = AlertManager(tmp_path, [])
+    key = make_alert().key
+    manager.raise_or_clear(key, True, make_alert)
+    worded = "Accuracy on resnet18 v3 is back to 0.93 at capture step 60."
+    recovered = manager.raise_or_clear(key, False, lambda: make_alert(kind="recovered", headline=worded)).raised[0]
+    assert recovered.headline == worded and recovered.severity == Severity.INFO
+
+
+def test_an_old_state_file_still_clears_its_conditions(tmp_path: Path) -> None:
+    key = make_alert().key
+    entry = {"alert_id": "a1", "kind": "out_of_control", "severity": "critical", "since": "2026-11-30T00:00:00.000000Z"}
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "active": {key: entry}}))
+    recovered = AlertManager(tmp_path, []).raise_or_clear(key, False, lambda: make_alert(headline="x", step=9)).raised[0]
+    assert recovered.headline == "Recovered: out of control on resnet18 v3 cleared at capture step 9."
+    assert recovered.first_step is None and recovered.details["opened_by_alert"] == "a1"
+
+
+def test_deliver_true_delivers_at_once(tmp_path: Path) -> None:
+    channel = DigestChannel()
+    manager = AlertManager(tmp_path, [channel])
+    summary = manager.raise_or_clear(make_alert().key, True, make_alert, deliver=True)
+    assert summary.ok and summary.messages == {"digests": 1} and len(channel.digests) == 1
+    assert manager.send(make_alert("loss"), deliver=True).sent != () and len(channel.digests) == 2

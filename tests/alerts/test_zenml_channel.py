@@ -20,7 +20,7 @@ from uuid import uuid4
 import pytest
 from zenml.enums import StackComponentType
 
-from trustops.alerts import AlertManager, DeliveryError, ZenMLAlerterChannel
+from trustops.alerts import AlertManager, DeliveryError, Digest, ZenMLAlerterChannel
 
 from .conftest import make_alert
 from .zenml_recording_alerter import FLAVOR_SOURCE, RecordingAlerter, RecordingAlerterConfig, read_posts
@@ -42,23 +42,43 @@ def _alerter(path: Path, *, refuse: bool = False) -> RecordingAlerter:
     )
 
 
-def test_posts_the_summary_line_to_the_alerter(tmp_path: Path) -> None:
+def test_posts_an_alert_as_a_digest_of_one(tmp_path: Path) -> None:
     posts = tmp_path / "posts.txt"
-    alert = make_alert()
+    alert = make_alert(headline="Accuracy fell to 0.71 on resnet18 v3 at capture step 41.")
     ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts)).deliver(alert)
-    assert read_posts(str(posts)) == [alert.summary()]
+    [post] = read_posts(str(posts))
+    assert post == Digest.of([alert]).text()
+    assert post.splitlines()[0] == "[CRITICAL] Accuracy fell to 0.71 on resnet18 v3 at capture step 41."
+
+
+def test_one_post_per_model_per_flush(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.txt"
+    manager = AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts))])
+    made = [make_alert("loss", severity="warning"), make_alert("accuracy"), make_alert("ece", model_name="other")]
+    for alert in made:
+        manager.raise_or_clear(alert.key, True, lambda alert=alert: alert)
+    assert manager.flush().messages == {"zenml": 2}
+
+    resnet, other = read_posts(str(posts))
+    assert resnet == Digest.of(made[:2]).text() and other == Digest.of(made[2:]).text()
+    assert resnet.splitlines()[:2] == [
+        f"[CRITICAL] {made[1].title} (and 1 more condition)",
+        f"  - [WARNING] {made[0].title}",
+    ]
 
 
 def test_no_alerter_is_skipped_silently(tmp_path: Path) -> None:
     manager = AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: None)])
-    summary = manager.send(make_alert())
+    manager.send(make_alert())
+    summary = manager.flush()
     assert summary.ok and len(summary.sent) == 1
 
 
 def test_a_refused_post_stays_pending(tmp_path: Path) -> None:
     posts = tmp_path / "posts.txt"
     manager = AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts, refuse=True))])
-    summary = manager.send(make_alert())
+    manager.send(make_alert())
+    summary = manager.flush()
     assert summary.failed_channels["zenml"] == "DeliveryError: ZenML alerter 'recorder' reported that the post did not go through."
     assert len(summary.pending) == 1
     assert AlertManager(tmp_path, [ZenMLAlerterChannel(alerter_provider=lambda: _alerter(posts))]).flush().ok
@@ -84,7 +104,7 @@ STACK_SCRIPT = textwrap.dedent(
     import json, sys
     from zenml.client import Client
     from zenml.enums import StackComponentType
-    from trustops.alerts import ZenMLAlerterChannel
+    from trustops.alerts import Digest, ZenMLAlerterChannel
     from tests.alerts.conftest import make_alert
 
     posts_path, flavor_source = sys.argv[1], sys.argv[2]
@@ -105,7 +125,7 @@ STACK_SCRIPT = textwrap.dedent(
 
     loud = make_alert("after")
     channel.deliver(loud)
-    print(json.dumps({"alerter": Client().active_stack.alerter.name, "summary": loud.summary()}))
+    print(json.dumps({"alerter": Client().active_stack.alerter.name, "text": Digest.of([loud]).text()}))
     """
 )
 
@@ -131,4 +151,4 @@ def test_the_active_stack_alerter_of_a_real_zenml_store(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["alerter"] == "recorder"
-    assert read_posts(str(posts)) == [report["summary"]]  # only the alert sent once the stack had an alerter
+    assert read_posts(str(posts)) == [report["text"]]  # only the alert sent once the stack had an alerter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -58,17 +59,17 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     serve(x[:180])                                                        # clean
     serve(pgd_attack(model, x[180:], y[180:], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
     serve(x[:180].flip(0))                                                 # clean again
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "evidently_drift",
-                              env={"TRUSTOPS_ALERT_WEBHOOK_URL": webhook.url})
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "feature_squeezing",
+                              "evidently_drift", env={"TRUSTOPS_ALERT_WEBHOOK_URL": webhook.url})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 3 batch(es)" in result.stdout
 
-    alerts = [a for a in outbox(project) if a["monitor"] == "mmd_adversarial"]
-    assert [a["kind"] for a in alerts] == ["adversarial", "recovered"]  # once, then once on recovery
-    assert "capture step 1" in alerts[0]["message"]
-    posted = [body["text"] for body in webhook.accepted()]  # the same alerts, as Slack messages on a real HTTP server
-    assert any("mmd_adversarial" in text and "adversarial" in text.lower() for text in posted)
-    assert any("mmd_adversarial" in text and "recovered" in text.lower() for text in posted)
+    incidents = [(a["kind"], a["step"]) for a in outbox(project) if a["monitor"] == "incident"]
+    # The attack opens both incidents at step 1 (squeezing evidence makes it adversarial); the clean batch ends both, once.
+    assert sorted(incidents) == [("distribution_shift", 1), ("recovered", 2), ("recovered", 2), ("suspected_adversarial", 1)]
+    (posted,) = webhook.accepted()  # one message for the pass, on a real HTTP server
+    assert posted["text"].startswith("Suspected adversarial inputs on e2e-monitor v1:")
+    assert "capture step 1" in posted["text"] and "western_electric" not in posted["text"]
     assert not any(marker in result.stdout + result.stderr for marker in SECRET_MARKERS)
 
     # One ZenML pipeline run of collect -> check -> chart -> alert did it.
@@ -90,9 +91,11 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     client = project.client()
     (run,) = [r for r in client.search_runs([client.get_experiment_by_name("trustops-monitoring").experiment_id])
               if r.data.tags.get("no_op") == "false"]
-    history = client.get_metric_history(run.info.run_id, "mmd_adversarial.score")
+    history = client.get_metric_history(run.info.run_id, "mmd_adversarial.p_value")
     assert len(history) == 3 and len({m.step for m in history}) == 3
-    assert {"charts/mmd_adversarial.png", "charts/evidently_drift.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
+    limits = client.get_metric_history(run.info.run_id, "mmd_adversarial.chart_limit")
+    assert {m.value for m in limits} == {pytest.approx(-math.log10(float(run.data.params["mmd_adversarial.page_level"])))}
+    assert "charts/feature_squeezing.png" in {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
     report = client.download_artifacts(run.info.run_id, "drift/evidently_drift_report.html")
     assert "drift" in Path(report).read_text().lower()
     assert run.data.tags["evidently_drift_report_step"] == str(max(m.step for m in history))
@@ -160,9 +163,9 @@ def test_labels_that_arrive_with_a_batch_are_checked_for_accuracy(project, serve
     result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "accuracy")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 2 batch(es)" in result.stdout
-    accuracy_alerts = [a for a in outbox(project) if a["monitor"] == "accuracy"]
-    assert [a["kind"] for a in accuracy_alerts] == ["out_of_control"]  # the mislabelled batch only
-    assert accuracy_alerts[0]["value"] > 0.5  # the drop from the reference accuracy
+    paged = [a for a in outbox(project) if a["monitor"] == "incident" and a["details"].get("accuracy.alarm")]
+    assert len(paged) == 1 and paged[0]["kind"] == "distribution_shift"  # the mislabelled batch only
+    assert paged[0]["details"]["accuracy.p_value"] < 1e-20 and "accuracy drop" in paged[0]["headline"]
 
 
 def test_labels_the_model_does_not_know_are_refused(project, served):
@@ -215,6 +218,6 @@ def test_on_a_team_stack_the_monitor_is_a_zenml_schedule_and_alerts_reach_its_al
     assert handed_off["parameters"]["model_name"] == "e2e-monitor"
 
     serve(pgd_attack(model, x[:150], y[:150], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", env=team)
+    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "feature_squeezing", env=team)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert any("mmd_adversarial" in post and "adversarial" in post.lower() for post in read_posts(str(posts)))
+    assert any(post.startswith("Suspected adversarial inputs on e2e-monitor") for post in read_posts(str(posts)))

@@ -7,13 +7,15 @@ watermark past a batch, or send an ongoing condition twice.
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from trustops.alerts import AlertManager
 from trustops.monitoring.alerting import WatermarkMoved, advance_watermark, send_alerts
-from trustops.monitoring.charting import ChartBook, chart_batches
+from trustops.monitoring.charting import chart_batches
 from trustops.monitoring.records import (
     BatchScores,
     CheckedBatches,
@@ -30,37 +32,47 @@ MODEL = RegisteredModel(name="digits", version=3, run_id="r", model_uri="models:
                         training=TrainSettings())
 
 
-def batch(step: int, value: float, *, alarm: bool = False) -> BatchScores:
-    return BatchScores(step=step, batch_size=100, scores={
-        "mean_confidence": MonitorScore(score=value, threshold=1.0, alarm=alarm, chart_value=value),
-        "input_expectations": MonitorScore(score=0.0, threshold=0.5, alarm=False),  # not charted
+LEVEL = 1 / 1000  # the page level of every statistical monitor in these records
+
+
+def score(p_value: float | None, *, level: float | None = LEVEL) -> MonitorScore:
+    alarm = p_value is not None and level is not None and p_value <= level
+    return MonitorScore(score=0.0 if p_value is None else -math.log10(p_value), threshold=3.0, alarm=alarm,
+                        p_value=p_value, page_level=level)
+
+
+def batch(step: int, confidence_p: float, *, squeezing_p: float = 0.5, captured_at: float | None = None) -> BatchScores:
+    return BatchScores(step=step, batch_size=100, captured_at=captured_at, scores={
+        "mean_confidence": score(confidence_p),
+        "feature_squeezing": score(squeezing_p),
+        "input_expectations": score(None, level=None),  # a contract check: not charted
     })
 
 
 def checked(*batches: BatchScores, **extra) -> CheckedBatches:
-    # Phase I: mean 0.9, sigma 0.01 -> limits 0.87 .. 0.93.
-    return CheckedBatches(batches=list(batches), in_control={"mean_confidence": (0.9, 0.01)}, **extra)
+    return CheckedBatches(batches=list(batches), page_levels={"mean_confidence": LEVEL, "feature_squeezing": LEVEL},
+                          false_page_budget=500.0, **extra)
 
 
 def collected(after: int | None, *steps: int) -> CollectedCaptures:
     return CollectedCaptures(capture_uri="/captures", after=after, chunks=[ChunkRef(key=f"c{s}", steps=[s]) for s in steps])
 
 
-def test_a_chart_gets_one_point_per_charted_batch_and_signals_outside_its_limits(tmp_path: Path) -> None:
-    charted = chart_batches(checked(batch(1, 0.9), batch(2, 0.5)), state=tmp_path, title_suffix="digits/3")
-    assert [(p.step, p.chart, p.signal) for p in charted.points] == [(1, "mean_confidence", False), (2, "mean_confidence", True)]
-    assert charted.points[1].lcl == pytest.approx(0.87) and charted.points[1].ucl == pytest.approx(0.93)
-    assert [Path(image).name for image in charted.images] == ["mean_confidence.png"]
-    assert ChartBook(tmp_path / "charts").existing() == {"mean_confidence"}
+def test_a_chart_gets_one_point_per_batch_and_signals_at_its_probability_limit(tmp_path: Path) -> None:
+    charted = chart_batches(checked(batch(1, 0.3), batch(2, LEVEL), batch(3, 2 * LEVEL)), state=tmp_path, title_suffix="digits/3")
+    confidence = [p for p in charted.points if p.chart == "mean_confidence"]
+    assert [(p.step, p.signal) for p in confidence] == [(1, False), (2, True), (3, False)]  # p <= level signals
+    assert confidence[1].value == pytest.approx(3.0) and confidence[1].ucl == pytest.approx(3.0)
+    assert [Path(image).name for image in charted.images] == ["mean_confidence.png"]  # drawn where it signalled
+    assert {p.chart for p in charted.points} == {"mean_confidence", "feature_squeezing"}
 
 
 def test_a_repeated_pass_does_not_chart_the_same_batch_twice(tmp_path: Path) -> None:
-    first = checked(batch(1, 0.9), batch(2, 0.91))
-    chart_batches(first, state=tmp_path, title_suffix="m")
-    again = chart_batches(checked(batch(2, 0.91), batch(3, 0.92)), state=tmp_path, title_suffix="m")  # step 2 again
-    assert [p.step for p in again.points] == [3]
+    chart_batches(checked(batch(1, 0.5), batch(2, 0.4)), state=tmp_path, title_suffix="m")
+    again = chart_batches(checked(batch(2, 0.4), batch(3, 0.3)), state=tmp_path, title_suffix="m")  # step 2 again
+    assert [p.step for p in again.points if p.chart == "mean_confidence"] == [3]
     saved = json.loads((tmp_path / "charts" / "mean_confidence.json").read_text())
-    assert saved["last_step"] == 3 and len(saved["chart"]["history"]) == 3
+    assert saved["last_step"] == 3 and [point["step"] for point in saved["points"]] == [1, 2, 3]
 
 
 def test_the_watermark_moves_past_checked_batches_and_quarantines_unreadable_chunks(tmp_path: Path) -> None:
@@ -77,22 +89,47 @@ def test_a_watermark_moved_by_another_run_is_refused_and_left_alone(tmp_path: Pa
     assert Watermark.load(tmp_path / "watermark.json", "/captures").last_step == 9
 
 
-def test_an_ongoing_condition_alerts_once_then_once_on_recovery(tmp_path: Path) -> None:
+def run_pass(tmp_path: Path, alerts: AlertManager, after: int | None, found: CheckedBatches, run_id: str = "run"):
+    return send_alerts(collected(after, *[b.step for b in found.batches]), found,
+                       chart_batches(found, state=tmp_path, title_suffix="m"),
+                       model_info=MODEL, state=tmp_path, alerts=alerts, run_id=run_id)
+
+
+def test_an_ongoing_incident_alerts_once_then_once_on_recovery(tmp_path: Path) -> None:
     alerts = AlertManager(tmp_path / "alerts")
-    kinds = []
-    after = None
-    for step, value in enumerate([0.5, 0.5, 0.9], start=1):  # out, still out, back in
-        found = checked(batch(step, value, alarm=value < 0.8))
-        report = send_alerts(collected(after, step), found, chart_batches(found, state=tmp_path, title_suffix="m"),
-                             model_info=MODEL, state=tmp_path, alerts=alerts, run_id=f"run{step}")
-        kinds.append(sorted((a["monitor"], a["kind"]) for a in report.alerts))
+    kinds, after = [], None
+    for step, p_value in enumerate([1e-6, 1e-5, 0.4], start=1):  # out, still out, back in
+        report = run_pass(tmp_path, alerts, after, checked(batch(step, p_value)), run_id=f"run{step}")
+        kinds.append([(a["metric"], a["kind"]) for a in report.alerts])
         after = report.watermark
-    assert kinds == [
-        [("chart", "out_of_control"), ("mean_confidence", "out_of_control")],
-        [],
-        [("chart", "recovered"), ("mean_confidence", "recovered")],
-    ]
+    assert kinds == [[("distribution_shift", "distribution_shift")], [], [("distribution_shift", "recovered")]]
     assert report.metrics[0]["mean_confidence.chart_signal"] == 0.0 and report.mlflow_run_id == "run3"
+
+
+def test_the_alert_says_what_changed_where_how_far_and_since_when(tmp_path: Path) -> None:
+    served = datetime(2026, 12, 1, 3, 4, tzinfo=timezone.utc).timestamp()
+    report = run_pass(tmp_path, AlertManager(tmp_path / "alerts"), None, checked(batch(41, 2e-6, captured_at=served)))
+    (alert,) = report.alerts
+    assert alert["headline"] == ("Distribution shift on digits v3: mean confidence drop p = 2e-06, 500x below its page "
+                                 "limit 1/1,000, since capture step 41 (served 2026-12-01 03:04 UTC).")
+    assert alert["step"] == alert["first_step"] == 41 and alert["severity"] == "warning"
+    assert alert["details"]["mean_confidence.p_value"] == 2e-6 and alert["details"]["false_page_budget"] == 500.0
+
+
+def test_squeezing_evidence_pages_as_suspected_adversarial_and_drift_alone_never_does(tmp_path: Path) -> None:
+    attacked = run_pass(tmp_path / "a", AlertManager(tmp_path / "a" / "alerts"), None, checked(batch(1, 1e-6, squeezing_p=1e-9)))
+    assert {(a["kind"], a["severity"]) for a in attacked.alerts} == {
+        ("suspected_adversarial", "critical"), ("distribution_shift", "warning")}
+    drifted = run_pass(tmp_path / "d", AlertManager(tmp_path / "d" / "alerts"), None, checked(batch(1, 1e-9, squeezing_p=0.2)))
+    assert [a["kind"] for a in drifted.alerts] == ["distribution_shift"]
+
+
+def test_a_pass_repeated_after_a_crash_raises_its_conditions_again(tmp_path: Path) -> None:
+    """A crash after the chart stage saved its points but before the alerts: the re-run still alerts."""
+    found = checked(batch(5, 1e-7))
+    chart_batches(found, state=tmp_path, title_suffix="m")  # the first attempt got this far
+    report = run_pass(tmp_path, AlertManager(tmp_path / "alerts"), None, found)
+    assert [a["kind"] for a in report.alerts] == ["distribution_shift"] and report.watermark == 5
 
 
 def test_failures_and_unreadable_chunks_are_alerted_with_their_kind(tmp_path: Path) -> None:
@@ -113,12 +150,3 @@ def test_a_pass_with_nothing_new_is_a_no_op_that_still_delivers_pending_alerts(t
     report = send_alerts(collected(None), CheckedBatches(), chart_batches(CheckedBatches(), state=tmp_path, title_suffix="m"),
                          model_info=MODEL, state=tmp_path, alerts=AlertManager(tmp_path / "alerts"))
     assert report.no_op and report.watermark is None and not (tmp_path / "watermark.json").exists()
-
-
-def test_a_monitor_that_alerts_through_its_chart_only_records_its_alarm_without_alerting(tmp_path: Path) -> None:
-    quiet = BatchScores(step=1, batch_size=100, scores={
-        "prediction_shift": MonitorScore(score=2.0, threshold=1.3, alarm=True, chart_value=2.0, alerts_on_alarm=False)})
-    found = CheckedBatches(batches=[quiet], in_control={"prediction_shift": (1.0, 1.0)})  # 2.0 is inside 1 ± 3
-    report = send_alerts(collected(None, 1), found, chart_batches(found, state=tmp_path, title_suffix="m"),
-                         model_info=MODEL, state=tmp_path, alerts=AlertManager(tmp_path / "alerts"))
-    assert report.alerts == [] and report.metrics[0]["prediction_shift.alarm"] == 1.0

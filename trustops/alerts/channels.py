@@ -1,8 +1,11 @@
 """The console and ZenML channels, and the names every channel is configured by.
 
-``console``  one readable line per alert through :mod:`logging`;
-``webhook``  Slack-compatible JSON over HTTP (:class:`~trustops.alerts.webhook.WebhookChannel`);
-``zenml``    the active ZenML stack's alerter, when the stack has one.
+Each receives one message per model per :meth:`~trustops.alerts.AlertManager.flush` (a
+:class:`~trustops.alerts.Digest`):
+
+``console``  one readable block per digest through :mod:`logging`;
+``webhook``  JSON over HTTP, Slack's format or plain (:class:`~trustops.alerts.webhook.WebhookChannel`);
+``zenml``    the active ZenML stack's alerter, when the stack has one: one post per digest.
 
 The outbox is not in this list: :class:`~trustops.alerts.AlertManager` always writes it.
 """
@@ -16,6 +19,7 @@ from typing import Any
 
 from trustops.alerts.alert import Alert, Severity
 from trustops.alerts.base import Channel
+from trustops.alerts.digest import Digest
 from trustops.alerts.errors import DeliveryError
 from trustops.alerts.webhook import WebhookChannel
 from trustops.errors import ConfigError
@@ -27,7 +31,16 @@ _LOG_LEVELS = {Severity.INFO: logging.INFO, Severity.WARNING: logging.WARNING, S
 
 
 class ConsoleChannel(Channel):
-    """Log each alert as one line, at the logging level named like its severity.
+    """Log one readable block per digest, at the logging level named like its most severe alert.
+
+    The block (:meth:`Digest.text <trustops.alerts.Digest.text>`)::
+
+        ALERT [CRITICAL] <most severe alert's title> (and 2 more conditions)
+          - [WARNING] <the next condition's title>
+          - [INFO] <...>
+          MLflow run: <link>
+          Details:
+            condition=...; rule=...; limits=...; ...; alert_id=...
 
     Parameters
     ----------
@@ -40,7 +53,10 @@ class ConsoleChannel(Channel):
         self.logger = logging.getLogger(logger_name)
 
     def deliver(self, alert: Alert) -> None:
-        self.logger.log(_LOG_LEVELS[alert.severity], "ALERT %s", alert.summary())
+        self.deliver_digest(Digest.of([alert]))
+
+    def deliver_digest(self, digest: Digest) -> None:
+        self.logger.log(_LOG_LEVELS[digest.severity], "ALERT %s", digest.text())
 
 
 def active_stack_alerter() -> Any | None:
@@ -53,7 +69,10 @@ def active_stack_alerter() -> Any | None:
 
 
 class ZenMLAlerterChannel(Channel):
-    """Post each alert's summary line through the active ZenML stack's alerter.
+    """Post each digest, as plain text, through the active ZenML stack's alerter: one post per model.
+
+    The text is :meth:`Digest.text <trustops.alerts.Digest.text>`; escaping it for the chat
+    service is the alerter's business (ZenML's Slack and Discord alerters do their own).
 
     A stack without an alerter is not an error: the alert is skipped for this channel
     (it still reaches the outbox and the other channels).  ZenML is imported only when an
@@ -70,6 +89,9 @@ class ZenMLAlerterChannel(Channel):
         self._alerter_provider = alerter_provider or active_stack_alerter
 
     def deliver(self, alert: Alert) -> None:
+        self.deliver_digest(Digest.of([alert]))
+
+    def deliver_digest(self, digest: Digest) -> None:
         try:
             alerter = self._alerter_provider()
         except DeliveryError:
@@ -78,11 +100,11 @@ class ZenMLAlerterChannel(Channel):
             reason = f"{type(error).__name__}: {error}"
             raise DeliveryError(f"Could not read the active ZenML stack's alerter: {reason}") from None
         if alerter is None:
-            logger.debug("The active ZenML stack has no alerter; alert %s is not posted there.", alert.id)
+            logger.debug("The active ZenML stack has no alerter; alerts %s are not posted there.", ", ".join(digest.ids))
             return
         alerter_name = getattr(alerter, "name", type(alerter).__name__)
         try:
-            posted = alerter.post(alert.summary())
+            posted = alerter.post(digest.text())
         except Exception as error:
             raise DeliveryError(f"ZenML alerter {alerter_name!r} failed: {type(error).__name__}: {error}") from None
         if posted is False:  # BaseAlerter.post returns False when the chat service refused

@@ -4,7 +4,13 @@ Every alert is appended (fsync'd) to the outbox *before* any channel sees it, an
 marked delivered per channel only after that channel accepted it, so a crash or a dead
 webhook delays alerts but never loses them.  Delivery is at-least-once: a crash between
 a channel accepting an alert and the delivery being recorded sends it again next time
-(receivers can dedupe on the alert id the payload carries).
+(receivers can dedupe on the alert ids the payload carries).
+
+:meth:`AlertManager.raise_or_clear` and :meth:`AlertManager.send` only *record*; a
+:meth:`AlertManager.flush` delivers.  It hands each channel one
+:class:`~trustops.alerts.Digest` per model, listing all of that model's pending alerts
+(raised and recovered) most severe first, so one monitoring pass pages once per model
+however many conditions changed.  A digest that fails keeps all its alerts pending.
 
 Folder layout (one folder per deployment, shared by its runs)::
 
@@ -27,6 +33,7 @@ from trustops.alerts._files import locked
 from trustops.alerts.alert import Alert, AlertKind, Severity, _new_id
 from trustops.alerts.base import Channel
 from trustops.alerts.channels import build_channel
+from trustops.alerts.digest import digests
 from trustops.alerts.errors import InvalidAlertError
 from trustops.alerts.outbox import Outbox
 from trustops.alerts.state import ConditionState
@@ -48,15 +55,20 @@ class DeliverySummary:
     sent
         Ids of alerts that reached every channel they were owed to during this call.
     pending
-        Ids of alerts still owed to some channel after this call, oldest first.
+        Ids of alerts still owed to some channel after this call, oldest first.  After
+        :meth:`AlertManager.raise_or_clear` or :meth:`AlertManager.send` without
+        ``deliver=True`` this includes what the call just recorded: it waits for ``flush()``.
     failed_channels
         Channel name → why it failed (never a secret); its alerts stay pending.
+    messages
+        Channel name → how many messages (digests) it accepted during this call.
     """
 
     raised: tuple[Alert, ...] = ()
     sent: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
     failed_channels: Mapping[str, str] = field(default_factory=dict)
+    messages: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +110,9 @@ class AlertManager:
     >>> key = make().key
     >>> [len(manager.raise_or_clear(key, active, make).raised) for active in (True, True, False)]
     [1, 0, 1]
+    >>> summary = manager.flush()  # one console message for the model: the alert and its recovery
+    >>> len(summary.sent), summary.messages
+    (2, {'console': 1})
     >>> folder.cleanup()
     """
 
@@ -145,18 +160,30 @@ class AlertManager:
         with locked(self._lock_path):
             return self.state.load()
 
-    def raise_or_clear(self, key: str, active: bool, alert_factory: Callable[[], Alert]) -> DeliverySummary:
-        """Report whether the condition ``key`` holds now; alert only when that changes.
+    def raise_or_clear(
+        self, key: str, active: bool, alert_factory: Callable[[], Alert], *, deliver: bool = False
+    ) -> DeliverySummary:
+        """Report whether the condition ``key`` holds now; record an alert only when that changes.
 
-        A condition that becomes active sends ``alert_factory()``; one that stops being
-        active sends the same alert turned into a ``recovered`` one (severity ``info``, a
-        new id).  In between, nothing is sent.  ``alert_factory`` is called only on a change
-        and must build an alert whose ``key`` is ``key``.
+        A condition that becomes active records ``alert_factory()``; one that stops being
+        active records the same alert turned into a ``recovered`` one (severity ``info``, a
+        new id, ``first_step`` of the alert that opened the condition).  In between, nothing
+        is recorded.  ``alert_factory`` is called only on a change and must build an alert
+        whose ``key`` is ``key``.
+
+        The recovery's headline: when the factory's alert has a headline but a kind other
+        than ``recovered``, its headline described the condition, not its end, so it is
+        replaced by ``"Recovered: <what> on <model> v<version> cleared at capture step <step>
+        (it held since capture step <first_step>)."``.  To word it yourself, build the alert
+        with ``kind="recovered"`` when ``active`` is false.
+
+        The alert waits in the outbox for the next :meth:`flush`, which sends each channel one
+        digest per model; ``deliver=True`` delivers what is pending right away instead.
         """
         with locked(self._lock_path):
             conditions = self.state.load()
             if bool(active) == (key in conditions):
-                return self._deliver_pending(retry_tripped=False)
+                return self._deliver_pending(retry_tripped=False) if deliver else self._pending_summary()
             alert = alert_factory()
             if not isinstance(alert, Alert) or alert.key != key:
                 got = alert.key if isinstance(alert, Alert) else type(alert).__name__
@@ -164,25 +191,29 @@ class AlertManager:
             if active:
                 conditions[key] = ConditionState.entry(alert)
             else:
-                alert = dataclasses.replace(alert, kind=AlertKind.RECOVERED, severity=Severity.INFO, id=_new_id())
-                del conditions[key]
+                alert = _recovered(alert, conditions.pop(key))
             # Outbox first: if the run dies before the state is saved, the alert is made again
             # next run (a duplicate) rather than never sent.
             self.outbox.append(alert, self.channel_names)
             self.state.save(conditions)
-            return self._deliver_pending(raised=(alert,), retry_tripped=False)
+            if deliver:
+                return self._deliver_pending(raised=(alert,), retry_tripped=False)
+            return self._pending_summary(raised=(alert,))
 
-    def send(self, alert: Alert) -> DeliverySummary:
-        """Record and deliver ``alert`` without deduplication (a one-off event)."""
+    def send(self, alert: Alert, *, deliver: bool = False) -> DeliverySummary:
+        """Record ``alert`` without deduplication (a one-off event); ``deliver=True`` delivers what is pending now."""
         with locked(self._lock_path):
             self.outbox.append(alert, self.channel_names)
-            return self._deliver_pending(raised=(alert,), retry_tripped=False)
+            if deliver:
+                return self._deliver_pending(raised=(alert,), retry_tripped=False)
+            return self._pending_summary(raised=(alert,))
 
     def flush(self) -> DeliverySummary:
-        """Deliver every pending alert, oldest first, to the channels still owed it.
+        """Deliver every pending alert to the channels still owed it: one digest per model per channel.
 
-        Call it at the start or end of each run.  Each channel stops at its first failure,
-        so the order of what it receives is the order the alerts were made.
+        Call it at the end of each run (and it does no harm at the start).  Digests go out in
+        the order of their model's oldest pending alert; each channel stops at its first
+        failure, and every alert of a failed digest stays pending for the next flush.
         """
         with locked(self._lock_path):
             return self._deliver_pending(retry_tripped=True)
@@ -191,6 +222,13 @@ class AlertManager:
         """Drop fully delivered alerts from the outbox; returns how many were dropped."""
         with locked(self._lock_path):
             return self.outbox.compact()
+
+    def _pending_summary(self, *, raised: tuple[Alert, ...] = ()) -> DeliverySummary:
+        done = self.outbox.delivered()
+        pending = tuple(
+            r.alert.id for r in self.outbox.records() if any((r.alert.id, name) not in done for name in r.channels)
+        )
+        return DeliverySummary(raised=raised, pending=pending)
 
     def _deliver_pending(self, *, raised: tuple[Alert, ...] = (), retry_tripped: bool) -> DeliverySummary:
         records = self.outbox.records()
@@ -201,15 +239,17 @@ class AlertManager:
 
         pending_before = {r.alert.id for r in records if owed(r.alert.id, r.channels)}
         failed: dict[str, str] = {}
+        messages: dict[str, int] = {}
         for channel in self.channels:
             if channel.name in self._tripped and not retry_tripped:
                 failed[channel.name] = f"{self._tripped[channel.name]} (not retried until flush())"
                 continue
-            for record in records:
-                if channel.name not in record.channels or (record.alert.id, channel.name) in done:
-                    continue
+            owed_here = [
+                r.alert for r in records if channel.name in r.channels and (r.alert.id, channel.name) not in done
+            ]
+            for digest in digests(owed_here):
                 try:
-                    channel.deliver(record.alert)
+                    channel.deliver_digest(digest)
                 except Exception as error:  # one broken channel must not silence the others
                     reason = f"{type(error).__name__}: {error}"
                     failed[channel.name] = self._tripped[channel.name] = reason
@@ -218,8 +258,9 @@ class AlertManager:
                     )
                     logger.debug("Alert channel %r failure", channel.name, exc_info=True)
                     break
-                self.outbox.mark_delivered(record.alert.id, channel.name)
-                done.add((record.alert.id, channel.name))
+                self.outbox.mark_delivered(digest.ids, channel.name)
+                done.update((alert_id, channel.name) for alert_id in digest.ids)
+                messages[channel.name] = messages.get(channel.name, 0) + 1
             else:
                 self._tripped.pop(channel.name, None)
 
@@ -230,4 +271,29 @@ class AlertManager:
                     failed.setdefault(name, "not configured in this run; its alerts wait until it is")
         pending = tuple(r.alert.id for r in records if owed(r.alert.id, r.channels))
         sent = tuple(r.alert.id for r in records if r.alert.id in pending_before and r.alert.id not in pending)
-        return DeliverySummary(raised=raised, sent=sent, pending=pending, failed_channels=failed)
+        return DeliverySummary(raised=raised, sent=sent, pending=pending, failed_channels=failed, messages=messages)
+
+
+def _recovered(alert: Alert, opened: Mapping[str, Any]) -> Alert:
+    """``alert`` (built for a condition that cleared) as the ``recovered`` alert that announces it."""
+    first_step = opened.get("first_step")
+    first_step = first_step if isinstance(first_step, int) and not isinstance(first_step, bool) else alert.first_step
+    headline = alert.headline
+    if headline.strip() and alert.kind != AlertKind.RECOVERED:
+        try:
+            what = AlertKind(opened.get("kind", alert.kind)).label
+        except ValueError:  # a state file from a newer writer
+            what = alert.kind.label
+        headline = f"Recovered: {what.lower()} on {alert.model} cleared"
+        if alert.step is not None:
+            headline += f" at capture step {alert.step}"
+        if first_step is not None:
+            headline += f" (it held since capture step {first_step})"
+        headline += "."
+    details = dict(alert.details)
+    if isinstance(opened.get("alert_id"), str):
+        details.setdefault("opened_by_alert", opened["alert_id"])
+    return dataclasses.replace(
+        alert, kind=AlertKind.RECOVERED, severity=Severity.INFO, id=_new_id(),
+        headline=headline, first_step=first_step, details=details,
+    )

@@ -93,10 +93,13 @@ class Outbox(Channel):
             if "id" in line and "channel" in line
         }
 
-    def mark_delivered(self, alert_id: str, channel: str) -> None:
-        """Durably record that ``alert_id`` reached ``channel``."""
+    def mark_delivered(self, alert_id: str | Sequence[str], channel: str) -> None:
+        """Durably record that ``alert_id`` (one id, or the ids of a digest) reached ``channel``; one fsync."""
+        ids = [alert_id] if isinstance(alert_id, str) else list(alert_id)
         at = utc_isoformat(datetime.now(timezone.utc))
-        append_json_lines(self.delivered_path, [{"v": FORMAT_VERSION, "id": alert_id, "channel": channel, "at": at}])
+        append_json_lines(
+            self.delivered_path, [{"v": FORMAT_VERSION, "id": i, "channel": channel, "at": at} for i in ids]
+        )
 
     def pending(self) -> list[tuple[Alert, tuple[str, ...]]]:
         """Alerts owed to at least one channel, oldest first, each with the channels still owed."""

@@ -4,7 +4,11 @@
 
     {"version": 1,
      "active": {"<condition key>": {"alert_id": "...", "kind": "out_of_control",
-                                    "severity": "critical", "since": "<UTC ISO-8601>"}}}
+                                    "severity": "critical", "since": "<UTC ISO-8601>",
+                                    "first_step": 41}}}
+
+``first_step`` (the capture step since which the condition holds, ``null`` when unknown) is
+absent from files written before it existed; readers use ``.get``.
 
 It is rewritten atomically (temporary file, fsync, rename), so a crash leaves the old
 or the new state, never a torn one.
@@ -58,4 +62,5 @@ class ConditionState:
             "kind": alert.kind.value,
             "severity": alert.severity.value,
             "since": utc_isoformat(alert.time),
+            "first_step": alert.first_step if alert.first_step is not None else alert.step,
         }

@@ -1,4 +1,15 @@
-"""The HTTP webhook channel: Slack-compatible JSON, retried with exponential backoff.
+"""The HTTP webhook channel: one JSON POST per model per delivery, retried with exponential backoff.
+
+Two payload formats, each escaped for the receiver that reads it
+(``TRUSTOPS_ALERT_WEBHOOK_FORMAT``, or the channel's ``format`` option, which wins):
+
+``slack``
+    Slack's incoming-webhook body (:func:`slack_payload`): ``text`` and ``blocks`` in mrkdwn,
+    with ``&``, ``<`` and ``>`` escaped as Slack requires and the link as ``<url|text>``.
+    The default when the URL's host is ``hooks.slack.com``.
+``json``
+    A plain JSON object (:func:`json_payload`): the raw text and every alert's dict, no
+    HTML escaping.  The default for any other host.
 
 The URL is a secret (a Slack webhook URL *is* the credential), so it is read from an
 environment variable or a file, held privately, and never appears in a log line, an
@@ -23,12 +34,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from trustops.alerts.alert import Alert, utc_isoformat
+from trustops.alerts.alert import Alert
 from trustops.alerts.base import Channel
+from trustops.alerts.digest import Digest
 from trustops.alerts.errors import DeliveryError
 from trustops.errors import ConfigError
 
 DEFAULT_URL_ENV = "TRUSTOPS_ALERT_WEBHOOK_URL"
+FORMAT_ENV = "TRUSTOPS_ALERT_WEBHOOK_FORMAT"
+FORMATS = ("slack", "json")
+SLACK_HOST = "hooks.slack.com"
 # Transient answers worth another try; any other 4xx means the request itself is wrong.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -82,52 +97,124 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def slack_payload(alert: Alert) -> dict[str, Any]:
-    """The Slack incoming-webhook body for ``alert``: ``{"text": ..., "blocks": [...]}``.
+def slack_payload(alerts: Digest | Alert) -> dict[str, Any]:
+    """The Slack incoming-webhook body for a digest (or one alert): ``{"text": ..., "blocks": [...]}``.
 
-    ``text`` is the one-line summary (what notifications show); the blocks lay out the
-    same facts.  Slack's ``&``, ``<`` and ``>`` are escaped, so a rule such as
-    ``mmd_p_value<alpha`` shows as written.
+    ``text`` (what notifications show) is ``[SEVERITY] <first line>``.  The blocks: the first
+    line; one line per further condition; the MLflow link as ``<url|Open the MLflow run>``;
+    then one context block of details per alert (rule, limits, p-values, alert id...), each
+    value in a code span.
+    Every text is escaped for mrkdwn (``&``, ``<``, ``>``), so ``p<alpha`` shows as written;
+    Slack's size limits (50 blocks, 3000 characters a text) are kept by cutting the lists.
     """
-    title = f"{_SEVERITY_ICON[alert.severity]} {alert.kind.replace('_', ' ')}: {alert.monitor}/{alert.metric}"
-    facts = {
-        "Value": _number(alert.value),
-        "Rule": alert.rule,
-        "Limits": f"[{_number(alert.limits.lower)}, {_number(alert.limits.upper)}]",
-        "Severity": alert.severity.value,
-        "Model": " v".join(part for part in (alert.model_name, alert.model_version) if part) or "-",
-        "Time": utc_isoformat(alert.time),
+    digest = _as_digest(alerts)
+    first = f"[{digest.severity.upper()}] {digest.first_line}"
+    blocks: list[dict[str, Any]] = [_mrkdwn_section(f"{_SEVERITY_ICON[digest.severity]} {_escape(digest.first_line)}")]
+    if digest.rest:
+        lines = [f"{_SEVERITY_ICON[a.severity]} {_escape(a.title)}" for a in digest.rest]
+        blocks.append(_mrkdwn_section(_fit_lines(lines, _SLACK_TEXT_LIMIT)))
+    if digest.link:
+        url = _escape(digest.link).replace("|", "%7C")
+        blocks.append(_mrkdwn_section(f"<{url}|Open the MLflow run>"))
+    room = _SLACK_MAX_BLOCKS - len(blocks) - 1
+    for alert in digest.alerts[:room]:
+        text = " · ".join(f"*{_escape(name)}* {_code(value)}" for name, value in alert.detail_items().items())
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, _SLACK_TEXT_LIMIT)}]})
+    if len(digest.alerts) > room:
+        left = len(digest.alerts) - room
+        note = f"…and the details of {left} more alert{'s' if left > 1 else ''}, kept in the outbox"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return {"text": _cut(_escape(first), _SLACK_TEXT_LIMIT), "blocks": blocks}
+
+
+def json_payload(alerts: Digest | Alert) -> dict[str, Any]:
+    """The plain JSON body for a digest (or one alert); texts are raw, nothing HTML-escaped.
+
+    Keys: ``text`` (``[SEVERITY] <first line>``), ``body`` (the whole digest as plain text,
+    see :meth:`Digest.text`), ``severity`` (the most severe), ``model_name``,
+    ``model_version`` (of the most severe alert), ``mlflow_run_url`` (or ``null``) and
+    ``alerts`` (each :meth:`Alert.to_dict`, most severe first: ``Alert.from_dict`` reads them back).
+    """
+    digest = _as_digest(alerts)
+    return {
+        "text": f"[{digest.severity.upper()}] {digest.first_line}",
+        "body": digest.text(),
+        "severity": digest.severity.value,
+        "model_name": digest.model_name,
+        "model_version": digest.lead.model_version,
+        "mlflow_run_url": digest.link,
+        "alerts": [alert.to_dict() for alert in digest.alerts],
     }
-    if alert.mlflow_run_url:
-        facts["MLflow run"] = f"<{alert.mlflow_run_url}|{_escape(alert.mlflow_run_id or 'run')}>"
-    elif alert.mlflow_run_id:
-        facts["MLflow run"] = _escape(alert.mlflow_run_id)
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{value if name == 'MLflow run' else _escape(value)}"[:2000]}
-                for name, value in facts.items()
-            ],
-        },
-    ]
-    if alert.message:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _escape(alert.message)[:3000]}})
-    footer = f"alert id `{_escape(alert.id)}` · key `{_escape(alert.key)}`"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
-    return {"text": _escape(alert.summary()), "blocks": blocks}
 
 
+PAYLOADS = {"slack": slack_payload, "json": json_payload}
 _SEVERITY_ICON = {"info": ":large_green_circle:", "warning": ":warning:", "critical": ":rotating_light:"}
+_SLACK_TEXT_LIMIT = 3000
+_SLACK_MAX_BLOCKS = 50
+
+
+def _as_digest(alerts: Digest | Alert) -> Digest:
+    return alerts if isinstance(alerts, Digest) else Digest.of([alerts])
+
+
+def _mrkdwn_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SLACK_TEXT_LIMIT)}}
 
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+def _code(text: str) -> str:
+    # A code span keeps mrkdwn from reading the underscores of `western_electric_1` as italics.
+    return f"`{_escape(text)}`" if "`" not in text else _escape(text)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")  # never leave half an escape such as "&gt"
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _fit_lines(lines: list[str], limit: int) -> str:
+    """As many whole lines as fit in ``limit`` characters, then a line saying how many were left out."""
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        note = f"…and {len(lines) - index} more"
+        if len("\n".join([*kept, line])) + (len(note) + 1 if index < len(lines) - 1 else 0) > limit:
+            return "\n".join([*kept, note]) if kept else _cut(line, limit)
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def webhook_format(url: str, format: str | None = None) -> str:
+    """The payload format for ``url``: ``format``, else ``$TRUSTOPS_ALERT_WEBHOOK_FORMAT``, else by host.
+
+    By host: ``slack`` for ``hooks.slack.com``, ``json`` for any other.
+
+    Raises
+    ------
+    ConfigError
+        For a format other than ``slack`` or ``json`` (the message names where it came from).
+    """
+    source = "the `format` option"
+    if format is None:
+        format = os.environ.get(FORMAT_ENV, "").strip() or None
+        source = f"${FORMAT_ENV}"
+    if format is None:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        return "slack" if host == SLACK_HOST else "json"
+    chosen = str(format).strip().lower()
+    if chosen not in FORMATS:
+        raise ConfigError(f"The alert webhook format from {source} must be one of {', '.join(FORMATS)}. Got: {format!r}")
+    return chosen
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -137,7 +224,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class WebhookChannel(Channel):
-    """POST each alert as Slack-compatible JSON to a webhook URL kept secret.
+    """POST one JSON message per digest (one per model per delivery) to a webhook URL kept secret.
 
     Parameters
     ----------
@@ -148,14 +235,17 @@ class WebhookChannel(Channel):
         A file holding the URL; when given it wins over the environment.
     retry
         The retry schedule; a mapping is turned into a :class:`RetryPolicy`.
+    format
+        ``"slack"`` or ``"json"``; ``None`` reads ``$TRUSTOPS_ALERT_WEBHOOK_FORMAT``, else
+        chooses by host (see :func:`webhook_format`).
     name
         The channel's name in the outbox.
 
     Raises
     ------
     ConfigError
-        When no URL is found, or it is not an ``http(s)://`` URL with a host.  The message
-        names where the URL came from and never repeats it.
+        When no URL is found, or it is not an ``http(s)://`` URL with a host, or the format is
+        unknown.  The message names where the URL came from and never repeats it.
     """
 
     def __init__(
@@ -164,6 +254,7 @@ class WebhookChannel(Channel):
         url_env: str = DEFAULT_URL_ENV,
         url_file: str | os.PathLike[str] | None = None,
         retry: RetryPolicy | Mapping[str, Any] | None = None,
+        format: str | None = None,
         name: str = "webhook",
     ) -> None:
         self.name = name
@@ -171,13 +262,25 @@ class WebhookChannel(Channel):
         self._source, self._url = _read_url(url_env, url_file)
         self._redactions = _secret_parts(self._url)
         self._opener = urllib.request.build_opener(_NoRedirects)
+        self.format = webhook_format(self._url, format)
 
     def __repr__(self) -> str:
-        return f"WebhookChannel(name={self.name!r}, url=<secret from {self._source}>, retry={self.retry!r})"
+        return (
+            f"WebhookChannel(name={self.name!r}, url=<secret from {self._source}>, format={self.format!r}, "
+            f"retry={self.retry!r})"
+        )
+
+    def payload(self, alerts: Digest | Alert) -> dict[str, Any]:
+        """The body this channel POSTs for ``alerts``, in its :attr:`format`."""
+        return PAYLOADS[self.format](alerts)
 
     def deliver(self, alert: Alert) -> None:
-        """POST ``alert``, retrying transient failures; raises :class:`DeliveryError` when out of tries."""
-        body = json.dumps(slack_payload(alert), allow_nan=False).encode("utf-8")
+        """POST ``alert`` alone, as a digest of one; see :meth:`deliver_digest`."""
+        self.deliver_digest(Digest.of([alert]))
+
+    def deliver_digest(self, digest: Digest) -> None:
+        """POST ``digest`` as one message, retrying transient failures; raises :class:`DeliveryError` when out of tries."""
+        body = json.dumps(self.payload(digest), allow_nan=False).encode("utf-8")
         policy = self.retry
         started = time.monotonic()
         attempt = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,25 @@ def check_collected(
     checked = CheckedBatches(page_levels=levels, false_page_budget=false_page_budget)
     if not collected.chunks:
         return checked
+    with _one_thread():
+        _check(model, model_info, collected, checked, monitors=monitors, overrides=overrides, drift_report=drift_report)
+    return checked
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Per-batch tensors are small (a few hundred rows): torch's thread pool costs more than it
+    gives there, 10-100x on a busy 2-core machine, so the check stage runs on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(model, model_info, collected, checked, *, monitors, overrides, drift_report) -> None:
+    levels = checked.page_levels
     reference = load_reference(model, model_info, squeezing="feature_squeezing" in monitors)
     fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
     recent_inputs: list[torch.Tensor] = []
@@ -78,7 +98,6 @@ def check_collected(
         rows = torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:]
         html = fitted["evidently_drift"].report_html(input_table(rows))
         checked.html_reports["evidently_drift"] = HtmlReport(step=checked.batches[-1].step, html=html)
-    return checked
 
 
 def _progress(items, *, total: int):
