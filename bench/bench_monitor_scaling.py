@@ -12,9 +12,10 @@ through ``ActivationCapture`` as a served model would), and
 ``trustops.monitoring.loop.monitor_pass`` (what ``trustops monitor`` runs, without the MLflow
 logging around it) monitors all of them: collect -> check -> chart -> alert -> watermark.
 Each repeat uses a fresh state folder, so every pass sees all ``n`` samples; the first pass's
-peak memory is measured (see :mod:`bench._common`).  Monitors: ``mmd_adversarial``,
-``prediction_shift`` and ``mean_confidence``; the HTML-report and Great Expectations
-monitors cost ~0.1-1 s per batch on their own and would only scale the per-batch constant.
+peak memory is measured (see :mod:`bench._common`).  Monitors: the loop's default set (what
+``trustops monitor`` runs: MMD, predicted-class mix, confidence, input drift, feature
+squeezing, input expectations, accuracy -- the batches carry their labels), and, at 10⁴
+samples, the MMD monitor alone: the default set's cost per batch divided by the MMD check's.
 
 Store: the same pass at 10⁴ samples also runs with the capture store on S3 (a SeaweedFS
 server on loopback, started by the benchmark), reported as S3 time ÷ local time.
@@ -38,7 +39,9 @@ from typing import Any
 from bench._common import digits_settings, isolated_env, machine, make_project, peak_memory, report_from_worker, run_worker, write_report
 
 SIZES = (1_000, 10_000, 100_000)
-MONITORS = ["mmd_adversarial", "prediction_shift", "mean_confidence"]
+MMD_ONLY = ["mmd_adversarial"]
+RATIO_SIZE = 10_000
+ROWS_PER_SECOND_TARGET = 10_000
 LINEAR_TOLERANCE = 1.5
 MEMORY_GROWTH_MAX_BYTES = 16 << 20  # RSS noise; streaming 10⁵ samples should need no more
 
@@ -80,7 +83,7 @@ def _copy_capture(source: Path, destination: str) -> None:
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(source).as_posix()}")
 
 
-def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "local") -> dict[str, Any]:
+def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "local", monitors: list[str] | None = None) -> dict[str, Any]:
     import json
 
     import torch
@@ -103,10 +106,13 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
     frame = pd.read_parquet(Path(base).parent / settings.data.path)
     test = frame[frame[settings.data.split_column] == "test"]
     x = features_tensor(test, [c for c in test.columns if c.startswith("pixel_")], settings.data.image_shape)
+    y = torch.as_tensor(test[settings.data.label_column].to_numpy())
     generator = torch.Generator().manual_seed(n)
     with ActivationCapture(model, str(capture_uri), mode="predict") as capture, torch.inference_mode():
         for start in range(0, n, batch_size):
-            model(x[torch.randint(len(x), (min(batch_size, n - start),), generator=generator)])
+            rows = torch.randperm(len(x), generator=generator)[: min(batch_size, n - start)]  # clean: no repeated rows
+            capture.meta = {"labels": y[rows].tolist()}
+            model(x[rows])
         capture.flush()
     info = RegisteredModel(
         name="bench", version=1, run_id="bench", model_uri="unused", tags={"capture_uri": str(capture_uri)}, training=settings
@@ -118,7 +124,7 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
         alerts = AlertManager.from_config(state / "alerts", ["console"])
         with peak_memory() as probe:
             start = time.perf_counter()
-            report = monitor_pass(model, info, state=state, alerts=alerts, monitors=MONITORS)
+            report = monitor_pass(model, info, state=state, alerts=alerts, monitors=monitors)
             runs.append(time.perf_counter() - start)
         memory = memory or probe
         batches = len(report.steps)
@@ -126,7 +132,8 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
             raise RuntimeError(f"monitors failed: {report.monitor_failures}")
     shutil.rmtree(work, ignore_errors=True)
     return {"n": n, "batch_size": batch_size, "batches": batches, "store": "s3" if store.startswith("s3://") else "local",
-            "seconds": runs, "median_s": statistics.median(runs), "memory": memory}
+            "monitors": monitors or "default", "seconds": runs, "median_s": statistics.median(runs),
+            "rows_per_second": n / statistics.median(runs), "memory": memory}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -139,9 +146,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default="local", help=argparse.SUPPRESS)  # a worker's capture store: local or s3://bucket
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 ÷ local comparison")
+    parser.add_argument("--monitors", nargs="+", default=None, help=argparse.SUPPRESS)  # a worker's monitors (default: the loop's)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        report_from_worker(worker(args.worker, args.sizes[0], args.batch_size, args.repeats, args.store))
+        report_from_worker(worker(args.worker, args.sizes[0], args.batch_size, args.repeats, args.store, args.monitors))
         return {}
     if args.quick:
         args.sizes, args.repeats = [1_000, 10_000], 1
@@ -159,10 +167,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["seconds_per_sample"] = row["median_s"] / n
             rows.append(row)
             print(
-                f"{n:>7,} new samples ({row['batches']} batches): pass {row['median_s']:.2f} s, "
+                f"{n:>7,} new samples ({row['batches']} batches): pass {row['median_s']:.2f} s ({row['rows_per_second']:,.0f} rows/s), "
                 f"peak memory +{row['memory']['increase_bytes'] / 2**20:.0f} MiB",
                 flush=True,
             )
+        ratio_size = min(RATIO_SIZE, max(args.sizes))
+        mmd_only = run_worker(
+            "bench_monitor_scaling", [str(base), "--sizes", str(ratio_size), "--batch-size", str(args.batch_size),
+                                      "--repeats", str(args.repeats), "--monitors", *MMD_ONLY], env=isolated_env(root), timeout=1200,
+        )  # fmt: skip
+        default_at_ratio = next(r for r in rows if r["n"] == ratio_size)
+        default_over_mmd = default_at_ratio["median_s"] / mmd_only["median_s"]
+        print(f"{ratio_size:>7,} new samples, MMD alone: pass {mmd_only['median_s']:.2f} s; default set ÷ MMD alone = {default_over_mmd:.2f}")
         s3 = None if args.no_s3 else _s3_row(base, root, args, local=next((r for r in rows if r["n"] == S3_SIZE), None))
     marginal = [
         (b["median_s"] - a["median_s"]) / (b["n"] - a["n"]) for a, b in zip(rows, rows[1:])
@@ -173,8 +189,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": machine(),
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "monitors": MONITORS,
+        "monitors": "the loop's default set",
         "results": rows,
+        "mmd_only": mmd_only,
+        "default_over_mmd": default_over_mmd,
+        "rows_per_second_at_largest": rows[-1]["rows_per_second"],
         "marginal_seconds_per_sample": marginal,
         "linear": linear,
         "memory_growth_ratio": memories[-1] / max(memories[0], 1),

@@ -51,7 +51,10 @@ class FeatureSqueezingMonitor(ConfigAndFittedState, Monitor):
     alpha
         Level of one test, ``0 < alpha < 1`` (the loop sets it from the false-page budget).
     tail_quantile
-        The pooled quantile that starts the upper tail, ``0 < tail_quantile < 1``.
+        The pooled quantile that starts the upper tail, ``0 < tail_quantile < 1``.  The default,
+        0.8, was chosen on digits: at 0.9 PGD L2 epsilon 8 reached a 1/3,500 limit in 58% of
+        batches (100% at 0.8), at 0.75 Gaussian noise of sigma 4 came within 10x of it (at 0.8,
+        100x); the ``monitor_calibration`` benchmark measures the default.
 
     Examples
     --------
@@ -61,12 +64,12 @@ class FeatureSqueezingMonitor(ConfigAndFittedState, Monitor):
     >>> clean = monitor.check(g.exponential(0.05, size=120))
     >>> attacked = monitor.check(np.concatenate([g.exponential(0.05, size=80), 0.5 + g.random(40)]))
     >>> clean.alarm, attacked.alarm, attacked.details["n_tail"]
-    (False, True, 41)
+    (False, True, 48)
     """
 
     name: ClassVar[str] = "feature_squeezing"
 
-    def __init__(self, *, alpha: float = 0.01, tail_quantile: float = 0.9) -> None:
+    def __init__(self, *, alpha: float = 0.01, tail_quantile: float = 0.8) -> None:
         self._configure(alpha=alpha, tail_quantile=tail_quantile)
         self._fitted: dict[str, Any] | None = None
 
