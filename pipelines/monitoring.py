@@ -18,6 +18,7 @@ def monitoring_pipeline(
     tracker: str,
     false_page_budget: float = 500.0,
     drift_report: str = "on_shift",
+    permutations: int | None = None,
     capture_uri: str | None = None,
 ) -> None:
     def tracked(step):
@@ -26,6 +27,7 @@ def monitoring_pipeline(
     model, model_info = tracked(load_registered_model)(model_name=model_name, model_version=model_version)
     collected = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri)
     checked = tracked(check_captures)(model=model, model_info=model_info, collected=collected, monitors=monitors, state=state,
-                                      false_page_budget=false_page_budget, drift_report=drift_report)
+                                      false_page_budget=false_page_budget, drift_report=drift_report,
+                                      permutations=permutations)
     charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state)
     tracked(send_alerts)(collected=collected, checked=checked, charted=charted, model_info=model_info, state=state)

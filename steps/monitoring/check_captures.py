@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from torch import nn
 from zenml import step
 
+from trustops.monitoring.budget import permutation_overrides
 from trustops.monitoring.checking import check_collected
 from trustops.monitoring.records import CheckedBatches, CollectedCaptures
 from trustops.registry import RegisteredModel
@@ -16,12 +17,13 @@ from trustops.tracking import log_history
 @step(enable_cache=False)
 def check_captures(
     model: nn.Module, model_info: dict[str, Any], collected: CollectedCaptures, monitors: list[str], state: str,
-    false_page_budget: float = 500.0, drift_report: str = "on_shift",
+    false_page_budget: float = 500.0, drift_report: str = "on_shift", permutations: int | None = None,
 ) -> Annotated[CheckedBatches, "checked_batches"]:
     import mlflow
 
     checked = check_collected(model, RegisteredModel.from_dict(model_info), collected, monitors=monitors, state=Path(state),
-                              false_page_budget=false_page_budget, drift_report=drift_report)
+                              false_page_budget=false_page_budget, drift_report=drift_report,
+                              overrides=permutation_overrides(monitors, permutations))
     # One MLflow step per capture step, so each metric's history plots over time.
     log_history(({"step": batch.step, **batch.metric_row()} for batch in checked.batches), step_key="step")
     with tempfile.TemporaryDirectory() as folder:

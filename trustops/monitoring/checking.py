@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trustops.monitoring.budget import STATISTICAL
 from trustops.monitoring.checks import (
     DEFAULT_FALSE_PAGE_BUDGET,
     SHIFT,
@@ -25,7 +26,6 @@ from trustops.monitoring.records import BatchScores, CheckedBatches, CollectedCa
 from trustops.monitoring.reference import load_reference
 from trustops.registry import RegisteredModel
 
-DRIFT_REPORTS = ("on_shift", "always", "never")
 # Evidently's report costs seconds per thousand rows: a pass reports on its most recent rows.
 DRIFT_REPORT_ROWS = 2_000
 
@@ -82,7 +82,7 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
         batch = BatchScores(step=item.step, batch_size=len(item.tensors["penultimate"]), failures=check.failures,
                             captured_at=item.meta.get("captured_at"))
         for name, result in check.results.items():
-            p_value = result.details.get("p_value") if VIEWS[name].statistical else None
+            p_value = result.details.get("p_value") if name in STATISTICAL else None
             batch.scores[name] = MonitorScore(
                 score=float(result.score), threshold=float(result.threshold), alarm=bool(result.alarm),
                 p_value=None if p_value is None else float(p_value), page_level=levels.get(name),

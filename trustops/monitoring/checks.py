@@ -13,8 +13,6 @@ A monitor that raises does not stop the others: its failure is returned for aler
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +24,9 @@ from monitors import Monitor, MonitorResult, get_monitor
 from monitors.sequential import draws_for_level
 from trustops.capture import CapturedStep
 from trustops.errors import ConfigError
+from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET, DEFAULT_MONITORS, STATISTICAL, page_levels  # noqa: F401
 from trustops.monitoring.reference import Reference
 
-DEFAULT_FALSE_PAGE_BUDGET = 500.0
 SHIFT, ADVERSARIAL, DATA_QUALITY = "distribution_shift", "suspected_adversarial", "data_quality"
 
 
@@ -73,13 +71,12 @@ def input_table(inputs: torch.Tensor, columns: list[str] | None = None) -> Any:
 
 @dataclass(frozen=True)
 class MonitorView:
-    """How a monitor plugin is fed, what its evidence means, and whether it spends the false-page budget."""
+    """How a monitor plugin is fed and what its evidence means (whether it spends the budget: ``budget.STATISTICAL``)."""
 
     title: str  # the quantity in plain words, as an alert names it
     reference: Callable[[Reference], Any]
     batch: Callable[[Traffic], Any]
     evidence: str = SHIFT  # the incident its alarm is evidence of
-    statistical: bool = True  # pages at its share of the budget (a p-value); else a contract check
     # Constructor options from the monitor's page level and the inputs' valid range.
     options: Callable[[float, tuple[float, float] | None], dict[str, Any]] = lambda level, value_range: {"alpha": level}
     applies: Callable[[Traffic], bool] = lambda traffic: True  # e.g. only batches whose labels arrived
@@ -115,38 +112,11 @@ VIEWS: dict[str, MonitorView] = {
         applies=lambda traffic: "labels" in traffic.step.meta,
     ),
     "input_expectations": MonitorView(
-        title="input expectations", evidence=DATA_QUALITY, statistical=False,
+        title="input expectations", evidence=DATA_QUALITY,
         reference=lambda ref: input_table(ref.inputs), batch=lambda traffic: input_table(traffic.inputs),
         options=lambda level, value_range: {"value_range": value_range},
     ),
 }
-
-DEFAULT_MONITORS = [
-    "mmd_adversarial", "prediction_shift", "mean_confidence", "evidently_drift", "feature_squeezing",
-    "input_expectations", "accuracy",
-]
-
-
-def check_false_page_budget(budget: Any) -> float:
-    """The budget as a float ``> 0``, or a :class:`ConfigError` that says what is allowed."""
-    if isinstance(budget, str):
-        try:
-            budget = float(budget)
-        except ValueError:
-            raise ConfigError(
-                f"The false-page budget must be a number of clean batches between false pages (> 0), e.g. 500. Got: {budget!r}"
-            ) from None
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not math.isfinite(budget) or budget <= 0:
-        raise ConfigError(
-            f"The false-page budget must be a number of clean batches between false pages (> 0), e.g. 500. Got: {budget!r}"
-        )
-    return float(budget)
-
-
-def page_levels(names: list[str], budget: float) -> dict[str, float]:
-    """Each statistical monitor's probability limit: the budget's false-page rate ``1 / budget``, split evenly."""
-    statistical = [name for name in names if VIEWS[name].statistical]
-    return {name: 1.0 / (check_false_page_budget(budget) * len(statistical)) for name in statistical}
 
 
 def monitor_options(

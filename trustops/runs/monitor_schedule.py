@@ -8,9 +8,8 @@ schedulable orchestrators run it on their own clock.
 from __future__ import annotations
 
 from trustops.errors import ConfigError
-from trustops.monitoring.loop import DEFAULT_MONITORS
 from trustops.paths import default_tracking_uri, project_root
-from trustops.runs.monitoring import MONITORING_EXPERIMENT, check_monitor_names, monitor_state, resolve_monitored_model
+from trustops.runs.monitoring import MONITORING_EXPERIMENT, check_monitor_names, default_monitor_names, monitor_state, resolve_monitored_model
 from trustops.schedule import parse_cron
 from trustops.stack import ensure_stack
 from trustops.tracking import ensure_experiment
@@ -22,10 +21,8 @@ class OrchestratorCannotSchedule(ConfigError):
 
 def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest", *, monitors: list[str] | None = None) -> str:
     """Hand the monitor pipeline to the stack's orchestrator on ``cron``; returns the schedule's name."""
-    from monitors import available_monitors
-
     parse_cron(cron)
-    names = monitors or [m for m in DEFAULT_MONITORS if m in available_monitors()]
+    names = monitors or default_monitor_names()
     check_monitor_names(names)
     root = project_root()
     found = resolve_monitored_model(model_name, model_version, root)

@@ -1,8 +1,8 @@
 """One monitor run for a registered model: the ZenML monitor pipeline, tracked as an MLflow run.
 
-Everything that can be wrong with the request (monitor names, the false-page budget, a
-monitor option such as too few permutations for its page limit) is checked before anything
-is read or started, and a pass with nothing new ends before the pipeline starts.
+Everything that can be wrong with the request (monitor names, the false-page budget, too few
+permutations for a page limit) is checked before anything is read or imported, and a pass with
+nothing new ends before the pipeline starts.
 """
 
 from __future__ import annotations
@@ -12,30 +12,28 @@ import time
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from trustops.errors import ConfigError
-from trustops.monitoring.records import PassReport
 from trustops.paths import default_tracking_uri, project_root, state_dir
-from trustops.registry import RegisteredModel, resolve_registered_model
+
+if TYPE_CHECKING:  # MLflow and pydantic load only when a pass runs
+    from trustops.monitoring.records import PassReport
+    from trustops.registry import RegisteredModel
 
 MONITORING_EXPERIMENT = "trustops-monitoring"
 
 
 def check_monitor_names(names: list[str]) -> None:
-    from monitors import available_monitors
-    from trustops.monitoring.checks import VIEWS
+    from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET, check_monitor_request
 
-    registered = set(available_monitors())
-    unknown = [n for n in names if n not in registered or n not in VIEWS]
-    if unknown:
-        usable = sorted(registered & set(VIEWS))
-        raise ConfigError(f"Unknown or unusable monitor(s) {', '.join(unknown)}. Monitors the loop can run: {', '.join(usable)}.")
+    check_monitor_request(names, DEFAULT_FALSE_PAGE_BUDGET, "on_shift", None)
 
 
 def default_monitor_names() -> list[str]:
-    from monitors import available_monitors
-    from trustops.monitoring.checks import DEFAULT_MONITORS
+    from trustops.monitoring.budget import DEFAULT_MONITORS
 
-    return [m for m in DEFAULT_MONITORS if m in available_monitors()]
+    return list(DEFAULT_MONITORS)
 
 
 def monitor_state(root: Path, model: RegisteredModel, traffic: str = "production") -> Path:
@@ -51,24 +49,13 @@ def monitor_state(root: Path, model: RegisteredModel, traffic: str = "production
 def resolve_monitored_model(model_name: str, model_version: str, root: Path) -> RegisteredModel:
     from mlflow.tracking import MlflowClient
 
+    from trustops.registry import resolve_registered_model
+
     tracking_uri = default_tracking_uri(root)
     found = resolve_registered_model(model_name, model_version, MlflowClient(tracking_uri, tracking_uri))
     if not found.capture_uri:
         raise ConfigError(f"Model {found.name} v{found.version} has no capture store to monitor; retrain it with capture on.")
     return found
-
-
-def validate_monitor_request(names: list[str], false_page_budget: object, drift_report: str, value_range=None) -> float:
-    """Check names, budget, report option and every monitor's options; returns the budget as a float."""
-    from trustops.monitoring.checking import DRIFT_REPORTS
-    from trustops.monitoring.checks import check_false_page_budget, check_monitor_options, page_levels
-
-    check_monitor_names(names)
-    budget = check_false_page_budget(false_page_budget)
-    if drift_report not in DRIFT_REPORTS:
-        raise ConfigError(f"The drift report must be one of {', '.join(DRIFT_REPORTS)}. Got: {drift_report!r}")
-    check_monitor_options(names, page_levels(names, budget), value_range)
-    return budget
 
 
 def run_monitor(
@@ -78,6 +65,7 @@ def run_monitor(
     monitors: list[str] | None = None,
     false_page_budget: float = 500.0,
     drift_report: str = "on_shift",
+    permutations: int | None = None,
     traffic: str = "production",
     capture_uri: str | None = None,
 ) -> tuple[PassReport, str | None]:
@@ -86,16 +74,16 @@ def run_monitor(
     Returns the pass report and its MLflow run id (``None`` for a pass with nothing new, which
     starts no pipeline and records no run; alerts still waiting in the outbox are delivered).
     """
-    from trustops.monitoring.collect import collect_new_captures
-    from trustops.monitoring.watermark import exclusive_run
+    from trustops.monitoring.budget import check_monitor_request
 
     names = monitors or default_monitor_names()
-    budget = validate_monitor_request(names, false_page_budget, drift_report)
+    budget = check_monitor_request(names, false_page_budget, drift_report, permutations)  # before anything is read
+    from trustops.monitoring.collect import collect_new_captures
+    from trustops.monitoring.records import PassReport
+    from trustops.monitoring.watermark import exclusive_run
+
     root = project_root()
     found = resolve_monitored_model(model_name, model_version, root)
-    data = found.training.data
-    if data.value_range:
-        validate_monitor_request(names, budget, drift_report, tuple(float(v) for v in data.value_range))
     state = monitor_state(root, found, traffic)
     capture = capture_uri or found.capture_uri
     # The local orchestrator runs the steps in this process, so holding the lock here covers the
@@ -112,7 +100,7 @@ def run_monitor(
         pipeline_run = run_tracked_pipeline(
             monitoring_pipeline, run_name=run_name, experiment_name=MONITORING_EXPERIMENT, root=root,
             model_name=found.name, model_version=str(found.version), monitors=names, state=str(state),
-            false_page_budget=budget, drift_report=drift_report, capture_uri=capture_uri,
+            false_page_budget=budget, drift_report=drift_report, permutations=permutations, capture_uri=capture_uri,
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
