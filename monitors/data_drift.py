@@ -1,8 +1,9 @@
-"""Column-wise data drift of a table, by Evidently's ``DataDriftPreset``."""
+"""Column-wise data drift of a table: Evidently's ``DataDriftPreset`` decision, vectorised, and a permutation p-value."""
 
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
-from monitors import _inputs
+from monitors import _inputs, drift_tests
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorDependencyError, MonitorInputError
+from monitors.sequential import draws_for_level, log_score, sequential_p_value
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 INSTALL_HINT = "EvidentlyDriftMonitor needs Evidently >= 0.7: pip install 'evidently>=0.7'"
 
 
@@ -29,38 +32,69 @@ def _evidently() -> Any:
 
 
 class EvidentlyDriftMonitor(Monitor):
-    """Share of drifted columns between a batch table and the reference table (Evidently).
+    """Column-wise drift of a batch table from the reference table: Evidently's decision and a calibrated p-value.
 
-    ``check`` runs Evidently's ``DataDriftPreset``: a per-column test chosen by Evidently
-    (Kolmogorov-Smirnov for numeric columns with many values, chi-square or Z-test for few
-    values, Wasserstein distance for large samples, ...) and its dataset-drift decision,
-    ``share of drifted columns >= drift_share``.
+    Each column gets the test Evidently 0.7's ``DataDriftPreset`` would choose (Kolmogorov-Smirnov
+    for numeric columns with more than five distinct pooled values, chi-square for three to five,
+    Z-test for at most two, likewise chi-square or Z-test for categorical columns; with more than
+    1,000 reference rows normed Wasserstein distance or Jensen-Shannon distance), with Evidently's
+    default thresholds, computed vectorised (:mod:`monitors.drift_tests`) without building an
+    Evidently Report.  Evidently's dataset-drift decision, ``share of drifted columns >=
+    drift_share``, is reported in ``details``.
 
-    ``score`` is the share of drifted columns and ``threshold`` is the largest float below
-    ``drift_share``, so ``alarm == (score > threshold)`` is exactly Evidently's decision.
+    The alarm is a permutation test of the pooled reference and batch rows, with the statistic
+    ``max_j -log p_j`` over columns (Westfall-Young min-p: one strongly drifted column counts as
+    much as many mildly drifted ones; ``p_j`` is an asymptotic KS or chi-square homogeneity
+    p-value, see :class:`monitors.drift_tests.MaxNegLogP`).  Its p-value is Besag and Clifford's
+    sequential Monte Carlo p-value (:mod:`monitors.sequential`): valid, ``P(p <= u) <= u`` for every
+    ``u`` when the batch and reference rows are exchangeable, and cheap on clean batches, which
+    stop after a few dozen permutations.  ``alarm`` is ``p_value <= alpha``, ``score`` is
+    ``-log10 p_value`` and ``threshold`` is ``-log10 alpha``, so ``alarm == (score > threshold)``.
+
     Columns are numeric or categorical (non-numeric dtypes); missing values are refused.
-    A column that is constant in the reference is tested like any other.
+    A column that is constant in the pooled rows is tested like any other by Evidently's rules
+    and left out of the permutation statistic.
 
     Parameters
     ----------
     drift_share
-        Share of drifted columns at which the dataset drifts, ``0 < drift_share <= 1``.
+        Share of drifted columns at which Evidently calls the dataset drifted, ``0 < drift_share <= 1``.
     method
-        Evidently stat test for every column (e.g. ``"ks"``, ``"psi"``, ``"wasserstein"``);
-        ``None`` lets Evidently choose per column.
+        Evidently stat test for every column, one of ``"ks"``, ``"chisquare"``, ``"z"``,
+        ``"wasserstein"``, ``"jensenshannon"``; ``None`` chooses per column as Evidently does.
+        Only Evidently's decision uses it.
     column_threshold
-        Per-column threshold of ``method`` (a p-value level or a distance); ``None`` uses its default.
+        Per-column threshold of the test (a p-value level or a distance); ``None`` uses Evidently's default.
+    alpha
+        Page level of the permutation p-value, ``0 < alpha < 1``.
+    max_draws
+        Most permutations per check, at least ``draws_for_level(alpha)`` (so that ``p_value`` can reach
+        ``alpha``); ``None`` takes that least value.  The smallest p-value is ``1 / (max_draws + 1)``.
+    seed
+        Seed of the generator of permutations.  It is created at ``fit`` and advances with each
+        check; its state is part of :meth:`state_dict`, so a restored monitor draws the same permutations.
+
+    Notes
+    -----
+    ``details`` of a check: ``p_value`` (the permutation p-value), ``statistic`` (observed
+    ``max_j -log p_j``), ``n_draws`` (permutations drawn), ``most_drifted_column`` (the column
+    attaining the statistic; ``""`` when every column is constant), and Evidently's decision:
+    ``n_drifted_columns``, ``n_columns``, ``share_drifted_columns``, ``dataset_drift``,
+    ``drifted_columns`` (comma-separated, in the reference's order) and ``drift_share`` (the option).
+    :meth:`report_html` builds a real Evidently Report (seconds): call it once per pass, not per batch.
 
     Examples
     --------
     >>> import numpy as np, pandas as pd
     >>> g = np.random.default_rng(1)
     >>> columns = ["a", "b", "c", "d"]
-    >>> monitor = EvidentlyDriftMonitor().fit(pd.DataFrame(g.normal(size=(300, 4)), columns=columns))
+    >>> monitor = EvidentlyDriftMonitor(alpha=0.001).fit(pd.DataFrame(g.normal(size=(300, 4)), columns=columns))
     >>> same = monitor.check(pd.DataFrame(g.normal(size=(200, 4)), columns=columns))
     >>> moved = monitor.check(pd.DataFrame(g.normal(size=(200, 4)) + [1, 1, 1, 0], columns=columns))
-    >>> same.alarm, moved.alarm, moved.details["n_drifted_columns"], moved.score
-    (False, True, 3, 0.75)
+    >>> same.alarm, same.details["dataset_drift"], same.details["p_value"] > 0.05
+    (False, False, True)
+    >>> moved.alarm, moved.details["p_value"], moved.details["n_drifted_columns"], moved.details["drifted_columns"]
+    (True, 0.001, 3, 'a, b, c')
     >>> "drift" in monitor.report_html().lower()
     True
     """
@@ -68,10 +102,26 @@ class EvidentlyDriftMonitor(Monitor):
     name: ClassVar[str] = "evidently_drift"
 
     def __init__(
-        self, *, drift_share: float = 0.5, method: str | None = None, column_threshold: float | None = None
+        self,
+        *,
+        drift_share: float = 0.5,
+        method: str | None = None,
+        column_threshold: float | None = None,
+        alpha: float = 0.05,
+        max_draws: int | None = None,
+        seed: int = 0,
     ) -> None:
-        self._configure(drift_share=drift_share, method=method, column_threshold=column_threshold)
+        self._configure(
+            drift_share=drift_share,
+            method=method,
+            column_threshold=column_threshold,
+            alpha=alpha,
+            max_draws=max_draws,
+            seed=seed,
+        )
         self._reference: pd.DataFrame | None = None
+        self._generator: np.random.Generator | None = None
+        self._last_batch: pd.DataFrame | None = None
         self._last_run: Any = None
 
     def _configure(self, **config: Any) -> None:
@@ -82,13 +132,30 @@ class EvidentlyDriftMonitor(Monitor):
             raise _inputs.MonitorConfigError(
                 f"`drift_share` must satisfy 0 < drift_share <= 1. Got: {config['drift_share']!r}"
             )
-        if config["method"] is not None and (not isinstance(config["method"], str) or not config["method"]):
+        if config["method"] is not None and config["method"] not in drift_tests.METHODS:
             raise _inputs.MonitorConfigError(
-                f"`method` must be the name of an Evidently stat test or None. Got: {config['method']!r}"
+                f"`method` must be the name of an Evidently stat test computed here, one of "
+                f"{', '.join(map(repr, drift_tests.METHODS))}, or None. Got: {config['method']!r}"
             )
         if config["column_threshold"] is not None:
             config["column_threshold"] = _inputs.real(config["column_threshold"], "column_threshold", low=0.0)
-        self._config = {**config, "drift_share": drift_share}
+        alpha = _inputs.probability(config["alpha"], "alpha")
+        least = draws_for_level(alpha)
+        max_draws = least if config["max_draws"] is None else config["max_draws"]
+        if isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral) or max_draws < least:
+            raise _inputs.MonitorConfigError(
+                f"`max_draws` must be an integer >= draws_for_level(alpha) = {least} (alpha = {alpha}), "
+                f"so that the p-value can reach alpha, or None. Got: {config['max_draws']!r}"
+            )
+        seed = _inputs.integer(config["seed"], "seed", minimum=0)
+        self._config = {
+            **config,
+            "drift_share": drift_share,
+            "alpha": alpha,
+            "max_draws": None if config["max_draws"] is None else int(max_draws),
+            "seed": seed,
+        }
+        self._max_draws = int(max_draws)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -104,15 +171,19 @@ class EvidentlyDriftMonitor(Monitor):
         if isinstance(data, pd.DataFrame):
             frame = data
             if fitted:
-                missing = [c for c in self.columns if c not in frame.columns]
-                extra = [c for c in frame.columns if c not in self.columns]
+                expected, given = self.columns, list(frame.columns)
+                given_set, expected_set = set(given), set(expected)
+                missing = [c for c in expected if c not in given_set]
+                extra = [c for c in given if c not in expected_set]
                 if missing or extra:
                     raise MonitorInputError(
                         f"`{name}` must have the reference's columns. Missing: {missing}; unexpected: {extra}"
                     )
-                frame = frame[list(self.columns)]
-                numeric = self._reference.select_dtypes("number").columns
-                wrong = [c for c in numeric if not pd.api.types.is_numeric_dtype(frame[c])]
+                if given != list(expected):
+                    frame = frame[list(expected)]
+                wrong = [
+                    c for c, t in zip(frame.columns, frame.dtypes) if c in self._numeric_set and not is_numeric_dtype(t)
+                ]
                 if wrong:
                     raise MonitorInputError(f"`{name}` columns {wrong} must be numeric, as in the reference.")
         else:
@@ -123,36 +194,94 @@ class EvidentlyDriftMonitor(Monitor):
             raise MonitorInputError(f"`{name}` needs at least one row and one column. Got: shape {frame.shape}")
         if not all(isinstance(c, str) for c in frame.columns):
             raise MonitorInputError(f"`{name}` column names must be strings. Got: {list(frame.columns)}")
+        numeric = [is_numeric_dtype(t) for t in frame.dtypes]
+        if all(numeric):  # one conversion finds NaN and infinities alike
+            bad = ~np.isfinite(frame.to_numpy(dtype=np.float64))
+            if not bad.any():
+                return frame.reset_index(drop=True)
         missing = frame.isna().any()
         if missing.any():
             raise MonitorInputError(
                 f"`{name}` must not have missing values. Got them in columns: {list(missing[missing].index)}"
             )
-        numeric = frame.select_dtypes("number")
-        if not np.isfinite(numeric.to_numpy(dtype=float)).all():
-            bad = [c for c in numeric.columns if not np.isfinite(numeric[c].to_numpy(dtype=float)).all()]
+        values = frame.loc[:, numeric].to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            bad = [c for c, ok in zip(frame.columns[numeric], np.isfinite(values).all(axis=0)) if not ok]
             raise MonitorInputError(f"`{name}` must hold finite numbers. Got infinite values in columns: {bad}")
         return frame.reset_index(drop=True)
 
     def fit(self, reference: Any) -> Self:
         """Keep the reference table: a ``pandas.DataFrame`` or a shape-(N, D) array (columns ``x0 ... x{D-1}``)."""
-        self._reference, self._last_run = None, None
-        self._reference = self._table(reference, "reference")
+        self._reference = self._last_batch = self._last_run = None
+        self._set_reference(self._table(reference, "reference"))
+        self._generator = np.random.default_rng(self._config["seed"])
         return self
 
-    def _data_definition(self, evidently: Any) -> Any:
-        numeric = self._reference.select_dtypes("number").columns
-        return evidently.DataDefinition(
-            numerical_columns=[c for c in self._reference.columns if c in numeric],
-            categorical_columns=[c for c in self._reference.columns if c not in numeric],
+    def _set_reference(self, frame: pd.DataFrame) -> None:
+        numeric = set(frame.select_dtypes("number").columns)
+        self._numeric = [c for c in frame.columns if c in numeric]
+        self._numeric_set = set(self._numeric)
+        self._categorical = [c for c in frame.columns if c not in numeric]
+        method = self._config["method"]
+        misfits = [
+            c
+            for c in frame.columns
+            if method is not None
+            and method not in (drift_tests.NUMERICAL_METHODS if c in numeric else drift_tests.CATEGORICAL_METHODS)
+        ]
+        if misfits:
+            raise MonitorInputError(
+                f"`method` {method!r} does not apply to the {'numeric' if misfits[0] in numeric else 'categorical'} "
+                f"columns {misfits} (numeric: {drift_tests.NUMERICAL_METHODS}; categorical: "
+                f"{drift_tests.CATEGORICAL_METHODS})."
+            )
+        self._reference = frame
+        self._reference_values = frame[self._numeric].to_numpy(dtype=np.float64).T
+        self._reference_categorical = frame[self._categorical]
+
+    def _pooled(self, frame: pd.DataFrame) -> drift_tests.PooledColumns:
+        return drift_tests.PooledColumns.from_arrays(
+            self._reference_values, self._reference_categorical, frame, self._numeric, self._categorical
         )
 
     def check(self, batch: Any) -> MonitorResult:
-        """Run the drift preset on ``batch`` (same columns as the reference); keeps the run for :meth:`report_html`."""
+        """Test ``batch`` (same columns as the reference) against the reference; see the class notes."""
         _inputs.require_fitted(self._reference is not None, self)
         frame = self._table(batch, "batch")
+        self._last_batch, self._last_run = frame, None
+        pooled = self._pooled(frame)
+        decisions = drift_tests.evidently_decisions(
+            pooled, method=self._config["method"], threshold=self._config["column_threshold"]
+        )
+        statistic = drift_tests.MaxNegLogP(pooled)
+        per_column = statistic.per_column(pooled.observed_labels()[None])[0]
+        observed = float(per_column.max()) if per_column.size else 0.0
+        generator = self._generator
+        sequential = sequential_p_value(
+            observed, lambda n: statistic(pooled.permuted_labels(generator, n)), max_draws=self._max_draws
+        )
+        alarm, score, threshold = log_score(sequential.p_value, self._config["alpha"])
+        drifted = {d.column for d in decisions if d.drifted}
+        drift_share = self._config["drift_share"]
+        share = len(drifted) / len(decisions)
+        details = {
+            "p_value": sequential.p_value,
+            "statistic": observed,
+            "n_draws": sequential.n_draws,
+            "most_drifted_column": pooled.names[statistic.columns[per_column.argmax()]] if per_column.size else "",
+            "n_drifted_columns": len(drifted),
+            "n_columns": len(decisions),
+            "share_drifted_columns": share,
+            "dataset_drift": share >= drift_share,
+            "drifted_columns": ", ".join(c for c in self._reference.columns if c in drifted),
+            "drift_share": drift_share,
+        }
+        return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
+
+    def _evidently_run(self, frame: pd.DataFrame) -> Any:
+        """Evidently's own Report of ``frame`` against the reference (slow: seconds for a wide table)."""
         evidently, DataDriftPreset = _evidently()
-        definition = self._data_definition(evidently)
+        definition = evidently.DataDefinition(numerical_columns=self._numeric, categorical_columns=self._categorical)
         preset = DataDriftPreset(
             drift_share=self._config["drift_share"],
             method=self._config["method"],
@@ -161,11 +290,15 @@ class EvidentlyDriftMonitor(Monitor):
         # Evidently's correlation widgets divide by a zero spread on constant columns; that warning is noise here.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            run = evidently.Report([preset]).run(
+            return evidently.Report([preset]).run(
                 evidently.Dataset.from_pandas(frame, data_definition=definition),
                 evidently.Dataset.from_pandas(self._reference, data_definition=definition),
             )
-        self._last_run = run
+
+    def _evidently_decision(self, batch: Any) -> dict[str, Any]:
+        """Evidently's own drifted columns and dataset-drift decision for ``batch``: the reference for the fast path."""
+        _inputs.require_fitted(self._reference is not None, self)
+        run = self._evidently_run(self._table(batch, "batch"))
         count = share = None
         per_column = {}
         for metric in run.dict()["metrics"]:
@@ -175,23 +308,26 @@ class EvidentlyDriftMonitor(Monitor):
             elif config["type"].endswith("ValueDrift"):
                 per_column[config["column"]] = (config["method"], float(metric["value"]), config.get("threshold"))
         drifted = [c for c, (method, value, limit) in per_column.items() if _drifted(method, value, limit)]
-        drift_share = self._config["drift_share"]
-        threshold = math.nextafter(drift_share, -math.inf)
-        details = {
+        return {
             "n_drifted_columns": count,
-            "n_columns": len(self.columns),
-            "dataset_drift": share >= drift_share,
-            "drifted_columns": ", ".join(drifted),
-            "drift_share": drift_share,
+            "share_drifted_columns": share,
+            "dataset_drift": share >= self._config["drift_share"],
+            "drifted_columns": drifted,
+            "methods": {c: method for c, (method, _, _) in per_column.items()},
         }
-        return MonitorResult(alarm=bool(share > threshold), score=share, threshold=threshold, details=details)
 
     def report_html(self, batch: Any = None) -> str:
-        """Evidently's HTML drift report of ``batch`` (checked first) or, by default, of the last checked batch."""
+        """Evidently's HTML drift report of ``batch`` or, by default, of the last checked or reported batch.
+
+        This builds a full Evidently Report (seconds for a wide table): call it once per pass, not per batch.
+        """
+        _inputs.require_fitted(self._reference is not None, self, "report_html")
         if batch is not None:
-            self.check(batch)
-        if self._last_run is None:
+            self._last_batch, self._last_run = self._table(batch, "batch"), None
+        if self._last_batch is None:
             raise MonitorInputError("No batch has been checked yet: call check(batch) or pass report_html(batch).")
+        if self._last_run is None:
+            self._last_run = self._evidently_run(self._last_batch)
         return self._last_run.get_html_str(as_iframe=False)
 
     def save_html(self, path: str | Path, batch: Any = None) -> Path:
@@ -201,7 +337,7 @@ class EvidentlyDriftMonitor(Monitor):
         return path
 
     def state_dict(self) -> dict[str, Any]:
-        """Options and the reference table (column lists of plain values), as JSON-able Python."""
+        """Options, the reference table (column lists of plain values) and the generator state, as JSON-able Python."""
         reference = None
         if self._reference is not None:
             reference = {
@@ -209,23 +345,29 @@ class EvidentlyDriftMonitor(Monitor):
                 "dtypes": [str(t) for t in self._reference.dtypes],
                 "data": {c: self._reference[c].tolist() for c in self._reference.columns},
             }
-        return {"version": STATE_VERSION, "config": dict(self._config), "reference": reference}
+        generator = None if self._generator is None else self._generator.bit_generator.state
+        return {"version": STATE_VERSION, "config": dict(self._config), "reference": reference, "generator": generator}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION or not {"config", "reference"} <= set(state):
+        """Restore :meth:`state_dict`; a version-1 state (before the p-value) takes the new options' defaults."""
+        version = state.get("version")
+        if version not in (1, STATE_VERSION) or not {"config", "reference"} <= set(state):
             raise MonitorInputError(
                 f"Not an {type(self).__name__} state (version {STATE_VERSION}). Got keys: {sorted(state)}"
             )
-        self._configure(**state["config"])
-        self._reference, self._last_run = None, None
+        self._configure(**{"alpha": 0.05, "max_draws": None, "seed": 0, **state["config"]})
+        self._reference = self._generator = self._last_batch = self._last_run = None
         reference = state["reference"]
         if reference is not None:
             frame = pd.DataFrame({c: reference["data"][c] for c in reference["columns"]}, columns=reference["columns"])
-            self._reference = frame.astype(dict(zip(reference["columns"], reference["dtypes"])))
+            self._set_reference(frame.astype(dict(zip(reference["columns"], reference["dtypes"]))))
+            self._generator = np.random.default_rng(self._config["seed"])
+            if state.get("generator") is not None:
+                self._generator.bit_generator.state = dict(state["generator"])
 
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
-        return [{}, {"drift_share": 0.25, "method": "ks"}]
+        return [{}, {"drift_share": 0.25, "method": "ks", "alpha": 0.01, "seed": 3}, {"alpha": 0.001, "max_draws": 1999}]
 
     @classmethod
     def _unit_test_data(cls, generator: np.random.Generator) -> tuple[Any, Any]:
@@ -233,7 +375,9 @@ class EvidentlyDriftMonitor(Monitor):
 
 
 def _drifted(method: str, value: float, limit: float | None) -> bool:
-    """Evidently's per-column rule: a p-value below its level, or a distance at or above it."""
+    """Evidently's per-column rule: a p-value below its level (K-S: at or below), or a distance at or above it."""
     if limit is None:
         return False
-    return value < limit if "p_value" in method else value >= limit
+    if "p_value" in method:
+        return value <= limit if method.startswith("K-S") else value < limit
+    return value >= limit
