@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from hydra_zen import ZenStore, builds, make_config
 
-from trustops.data.digits import DIGITS_IMAGE_SHAPE, DIGITS_VALUE_RANGE
 from trustops.settings import (
     CaptureSettings,
     DataSettings,
@@ -24,6 +23,12 @@ from trustops.settings import (
     TrainerSettings,
     TrainSettings,
 )
+
+# The embedded digits' layout, as trustops.data.digits defines it (a test checks they agree);
+# repeated here because importing that module loads pandas and scikit-learn, and composing
+# a config must stay cheap.
+DIGITS_IMAGE_SHAPE = (1, 8, 8)
+DIGITS_VALUE_RANGE = (0.0, 16.0)
 
 store = ZenStore(name="trustops", deferred_to_config=True, deferred_hydra_store=True)
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from hydra_zen import builds, make_config
 
-from configs.training import DataConf, DPConf, ModelConf, TrainerConf
-from trustops.data.digits import DIGITS_IMAGE_SHAPE, DIGITS_VALUE_RANGE
+from configs.training import DIGITS_IMAGE_SHAPE, DIGITS_VALUE_RANGE, DataConf, DPConf, ModelConf, TrainerConf
 from trustops.errors import ConfigError
 from trustops.settings import DataSettings, DPSettings, ModelSettings, TrainerSettings
 from trustops.trust.robustness import DEFAULT_EPSILONS, DEFAULT_VARIANTS, AttackSettings, RobustnessVariant, check_epsilon

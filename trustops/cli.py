@@ -1,12 +1,17 @@
-"""The ``trustops`` command line: one entry point for every job."""
+"""The ``trustops`` command line: one entry point for every job.
+
+Start-up is paid once, and only by the commands that need it: this module and the parser
+import no torch, ZenML, MLflow or pandas, and each command imports them only after its
+arguments and overrides have been validated (tests/core/test_cli_startup.py checks it).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from trustops.errors import TrustopsError
 
@@ -34,17 +39,39 @@ class _DropKnownNoise(logging.Filter):
         return not any(noise in message for noise in self.NOISE)
 
 
+class _UntilZenMLLogs(logging.StreamHandler):
+    """Prints trustops's own log lines for commands that never load ZenML.
+
+    Once ZenML is imported its console handler on the root logger prints them (as before
+    trustops stopped importing ZenML up front); this handler then stays silent, so no line
+    appears twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "zenml.logger" in sys.modules:
+            return
+        self.stream = sys.stdout  # the current one: tests and callers may have replaced it
+        super().emit(record)
+
+
 def _quiet_libraries() -> None:
+    """Logger levels and filters for the libraries; sets names only, imports none of them."""
     import warnings
 
-    import zenml.logger  # noqa: F401  (installs ZenML's console handler on the root logger)
-
+    root = logging.getLogger()
+    if not any(isinstance(handler, _UntilZenMLLogs) for handler in root.handlers):
+        root.addHandler(_UntilZenMLLogs())
     for noisy in ("lightning", "pytorch_lightning", "lightning_fabric", "great_expectations",
                   "zenml", "mlflow", "alembic", "hydra", "opacus", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("trustops").setLevel(logging.INFO)
     noise_filter = _DropKnownNoise()
-    for name in ("zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker", "zenml.client"):
+    for name in ("zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker", "zenml.client",
+                 "zenml.zen_stores.base_zen_store"):
         logging.getLogger(name).addFilter(noise_filter)
     # Known, harmless warnings: Lightning's own deprecation, Opacus's hook notice on inputs
     # that need no gradient, and the RDP accountant's note that a larger order could tighten
@@ -54,12 +81,48 @@ def _quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that can take its arguments from a heavy module only when it is used.
+
+    ``deferred_arguments(parser)`` runs the first time this parser parses or prints its help,
+    so ``trustops --help`` and every other command never import that module.
+    """
+
+    def __init__(self, *args: Any, deferred_arguments: Callable[[argparse.ArgumentParser], Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred_arguments = deferred_arguments
+
+    def _add_deferred_arguments(self) -> None:
+        if self._deferred_arguments is not None:
+            add_arguments, self._deferred_arguments = self._deferred_arguments, None
+            add_arguments(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):
+        self._add_deferred_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_deferred_arguments()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_deferred_arguments()
+        return super().format_help()
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    from trustops.serving.predict import add_predict_arguments  # loads pandas: only for `trustops predict`
+
+    add_predict_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trustops",
         description="A trustworthy-ML pipeline: DVC data, ZenML steps, DP training, MLflow tracking.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="The main job: prepare the data with DVC, train, evaluate, register, summarise.")
     run.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
@@ -73,13 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("overrides", nargs="*", help="e.g. model_version=3 attack.epsilon=1.0 detect.n_tests=50")
 
-    from trustops.serving.predict import add_predict_arguments
-
-    add_predict_arguments(commands.add_parser("predict", help="Score a file with a registered model, capturing PREDICT steps."))
+    commands.add_parser("predict", help="Score a file with a registered model, capturing PREDICT steps.",
+                        deferred_arguments=_predict_arguments)
 
     monitor = commands.add_parser("monitor", help="Monitor the batches a registered model captured since the last run.")
     monitor.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s, latest)")
     monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
+    monitor.add_argument("--false-page-budget", default="500", metavar="BATCHES",
+                         help="expected clean batches between false pages, all monitors together (default: %(default)s)")
+    monitor.add_argument("--permutations", type=int, default=None,
+                         help="resamples per test (default: the fewest that reach each monitor's page limit)")
+    monitor.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
+                         help="Evidently's HTML drift report over the pass's rows (default: %(default)s)")
 
     schedule = commands.add_parser("schedule", help="Run the monitor on a cron schedule (in-process), or print the crontab line.")
     schedule.add_argument("--cron", required=True, help="cron expression, e.g. '*/5 * * * *' (UTC)")
@@ -143,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trustops.stack import configure_zenml_environment
 
-    configure_zenml_environment()  # before ZenML is first imported
+    configure_zenml_environment()  # environment variables only; ZenML is imported later, by the commands that need it
     _quiet_libraries()
     try:
         return _dispatch(args)
@@ -163,7 +231,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "train": lambda: commands.train(args.overrides, multirun=args.multirun),
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
-        "monitor": lambda: commands.monitor(args.model, args.monitors),
+        "monitor": lambda: commands.monitor(args.model, args.monitors, false_page_budget=args.false_page_budget,
+                                            permutations=args.permutations, drift_report=args.drift_report),
         "predict": lambda: commands.predict(args),
         "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
                                               on_stack=args.zenml),

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trustops.paths import default_artifact_root, default_tracking_uri, project_root
-from trustops.tracking import is_local_store
+
+# Nothing heavy at module level: `trustops config` and a rejected override must not pay for
+# torch, ZenML, MLflow or pandas.  Each command imports them once its input is validated.
 
 
 def _train_task(cfg, *, sweep: bool):
@@ -17,9 +19,10 @@ def _train_task(cfg, *, sweep: bool):
     from omegaconf import OmegaConf
 
     from configs.training import settings_from_config
+
+    settings = settings_from_config(cfg)  # a bad value fails here, before the pipeline's imports
     from trustops.runs.training import run_training
 
-    settings = settings_from_config(cfg)
     point = " ".join(o for o in HydraConfig.get().overrides.task if not o.startswith("hydra"))
     return run_training(settings, OmegaConf.to_yaml(cfg, resolve=True), sweep_point=point if sweep else None)
 
@@ -32,10 +35,16 @@ def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
 def _train(overrides: Sequence[str], *, multirun: bool) -> list:
     from functools import partial
 
-    from trustops.configuration import launch_config
+    from trustops.configuration import launch_config, validate_config
+    from trustops.progress import step_banners
     from trustops.summary import print_training_summary
 
-    outcome = launch_config(partial(_train_task, sweep=multirun), overrides, multirun=multirun)
+    if multirun:
+        # Every point's values are checked before the first pipeline starts, so a bad value in
+        # the last point fails in a second, not after the others have trained.
+        validate_config(_validate_training_point, overrides, multirun=True)
+    with step_banners():
+        outcome = launch_config(partial(_train_task, sweep=multirun), overrides, multirun=multirun)
     if outcome.results:
         print_training_summary(outcome.results)
     if outcome.errors and len(outcome.errors) + len(outcome.results) > 1:
@@ -44,9 +53,17 @@ def _train(overrides: Sequence[str], *, multirun: bool) -> list:
     return outcome.results
 
 
+def _validate_training_point(cfg) -> None:
+    from configs.training import settings_from_config
+
+    settings_from_config(cfg)
+
+
 def main_job(overrides: Sequence[str]) -> int:
+    from trustops.configuration import validate_config
     from trustops.dvc_data import reproduce_default_data
 
+    validate_config(_validate_training_point, overrides)  # a bad override fails before DVC runs
     root = project_root()
     ran = reproduce_default_data(root)
     print(f"Data: {'prepared by DVC stage ' + ', '.join(ran) if ran else 'up to date with dvc.lock'} (pushed to the DVC remote).")
@@ -60,8 +77,6 @@ def main_job(overrides: Sequence[str]) -> int:
     return 0
 
 
-# The fast monitors: the stream runs one monitor pass per batch. `trustops monitor` runs all.
-STREAM_MONITORS = ["mmd_adversarial", "prediction_shift", "mean_confidence"]
 
 
 def stream(model_name: str, version: str) -> None:
@@ -70,7 +85,7 @@ def stream(model_name: str, version: str) -> None:
     from mlflow.tracking import MlflowClient
 
     from trustops.data.registered import load_split
-    from trustops.monitoring.stream import demo_batches, serve
+    from trustops.monitoring.stream import demo_batches, demo_capture_uri, serve
     from trustops.registry import resolve_registered_model
     from trustops.runs.monitoring import run_monitor
     from trustops.summary import format_table
@@ -80,54 +95,71 @@ def stream(model_name: str, version: str) -> None:
     mlflow.set_tracking_uri(uri)
     model = mlflow.pytorch.load_model(found.model_uri).eval()
     x, y, clamp = load_split(found, "test")
-    print(f"\nStreaming batches through {found.name} v{found.version} with capture on, monitoring after each:")
+    # The stream is an experiment: its own capture store and monitor state, never production traffic.
+    capture_uri = demo_capture_uri(found.capture_uri)
+    print(f"\nStreaming batches through {found.name} v{found.version} with capture on (store {capture_uri}), "
+          "monitoring after each:")
     rows = []
     for index, batch in enumerate(demo_batches(model, x, y, clamp)):
-        serve(model, found.capture_uri, batch, backend=found.tags.get("capture_backend", "native"))
-        report, _ = run_monitor(found.name, str(found.version), monitors=STREAM_MONITORS)
-        metrics = report.metrics[-1] if report.metrics else {}
-        signals = [f"{a['kind']}:{a['monitor'] if a['monitor'] != 'chart' else 'chart ' + a['metric']}" for a in report.alerts]
-        rows.append([index, batch.name, metrics.get("mmd_adversarial.score"), ", ".join(signals) or "-"])
+        serve(model, capture_uri, batch, backend=found.tags.get("capture_backend", "native"))
+        report, _ = run_monitor(found.name, str(found.version), traffic="demo-stream", capture_uri=capture_uri)
+        raised = [f"{a['kind']}" for a in report.alerts if a["monitor"] == "incident"]
+        rows.append([index, batch.name, ", ".join(raised) or "-"])
     print()
-    print(format_table(["batch", "traffic", "MMD²", "alerts raised / recovered"], rows))
+    print(format_table(["batch", "traffic", "incidents opened / recovered"], rows))
 
 
 def _detect_task(cfg):
     from configs.adversarial import settings_from_config
+
+    settings = settings_from_config(cfg)  # a bad value fails here, before the pipeline's imports
     from trustops.runs.adversarial import run_adversarial
 
-    return run_adversarial(settings_from_config(cfg))
+    return run_adversarial(settings)
 
 
 def detect(overrides: Sequence[str]) -> int:
     from configs.adversarial import AdversarialConf
     from trustops.configuration import launch_config
+    from trustops.progress import step_banners
     from trustops.summary import print_detection_summary
 
-    outcome = launch_config(_detect_task, overrides, config=AdversarialConf)
+    with step_banners():
+        outcome = launch_config(_detect_task, overrides, config=AdversarialConf)
     outcome.raise_first_error()
     print_detection_summary(outcome.results)
     return 0
 
 
 def trust_study(study: str, overrides: Sequence[str]) -> int:
+    from trustops.progress import step_banners
     from trustops.trust.runs import run_reproducibility, run_robustness
 
-    return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
+    with step_banners():
+        return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
 
 
-def monitor(model: str, monitors: list[str] | None) -> int:
+def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object = 500.0, permutations: int | None = None,
+            drift_report: str = "on_shift") -> int:
     from trustops.runs.monitoring import run_monitor
     from trustops.summary import format_table, ui_hint
 
     name, _, version = model.partition(":")
-    report, run_id = run_monitor(name, version or "latest", monitors=monitors)
+    report, run_id = run_monitor(name, version or "latest", monitors=monitors, false_page_budget=false_page_budget,
+                                 permutations=permutations, drift_report=drift_report)
     if report.no_op:
-        print(f"No new captured batches for {name}; nothing to monitor (MLflow run {run_id[:12]} records the no-op).")
+        # A no-op pass may record no MLflow run at all (run_id None): it is a cheap poll.
+        recorded = f" (MLflow run {run_id[:12]} records the no-op)" if run_id else ""
+        print(f"No new captured batches for {name}; nothing to monitor{recorded}.")
+        if report.pending_alerts:
+            print(f"{report.pending_alerts} alert(s) not yet delivered stay in the outbox for the next run.")
         return 0
     print(f"Monitored {len(report.steps)} batch(es) (capture steps {report.steps[0]}..{report.steps[-1]}).")
-    scores = sorted({k for row in report.metrics for k in row if k.endswith(".score")})
-    print(format_table(["step", *[s.removesuffix(".score") for s in scores]], [[row["step"], *[row.get(s) for s in scores]] for row in report.metrics]))
+    p_values = sorted({k for row in report.metrics for k in row if k.endswith(".p_value")})
+    print(format_table(["step", *[f"{k.removesuffix('.p_value')} p" for k in p_values]],
+                       [[row["step"], *[row.get(k) for k in p_values]] for row in report.metrics]))
+    for alert in report.alerts:
+        print(f"  {alert['kind']}: {alert.get('headline') or alert['message']}")
     print(f"{len(report.alerts)} alert(s) raised or recovered (delivered by the configured channels).")
     if report.unreadable:
         print(f"{len(report.unreadable)} unreadable capture chunk(s) skipped and reported.")
@@ -172,21 +204,19 @@ def prepare(out: str, *, seed: int) -> int:
 def show_config(overrides: Sequence[str]) -> int:
     from omegaconf import OmegaConf
 
-    from trustops.configuration import launch_config
+    from trustops.configuration import validate_config
 
     def render(cfg):
-        from configs.training import settings_from_config
-
-        settings_from_config(cfg)  # validate, so a bad value is reported here too
+        _validate_training_point(cfg)  # so a bad value is reported here too
         return OmegaConf.to_yaml(cfg, resolve=True)
 
-    outcome = launch_config(render, overrides)
-    outcome.raise_first_error()
-    print(outcome.results[0], end="")
+    print(validate_config(render, overrides)[0], end="")
     return 0
 
 
 def ui(host: str, port: int) -> int:
+    from trustops.tracking import is_local_store
+
     uri = default_tracking_uri()
     if not is_local_store(uri):
         print(f"MLFLOW_TRACKING_URI points at a tracking server; open {uri} in a browser.")

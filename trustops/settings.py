@@ -10,11 +10,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trustops.data.loading import FORMATS
 from trustops.errors import ConfigError
-from trustops.models.activations import ACTIVATIONS
-from trustops.models.networks import MODEL_FAMILIES
 
+# The allowed values live here, not in the modules that implement them, so that validating
+# a config (``trustops config``, a rejected override) never imports torch or pandas.
+# tests/core/test_cli_startup.py checks they equal trustops.data.loading.FORMATS,
+# trustops.models.activations.ACTIVATIONS and trustops.models.networks.MODEL_FAMILIES.
+FORMATS = ("auto", "parquet", "csv", "npz")
+ACTIVATIONS = ("relu", "smelu", "gelu", "swish")
+MODEL_FAMILIES = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 

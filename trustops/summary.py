@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trustops.paths import default_tracking_uri
-from trustops.tracking import is_local_store
 
 
 def _cell(value) -> str:
@@ -24,6 +23,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 
 def ui_hint() -> str:
+    from trustops.tracking import is_local_store  # loads MLflow: only once a job has something to show
+
     uri = default_tracking_uri()
     if is_local_store(uri):
         return "Open the MLflow UI to compare runs:  trustops ui   (then browse http://127.0.0.1:5000)"

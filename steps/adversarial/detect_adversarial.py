@@ -25,7 +25,7 @@ from trustops.data.registered import load_split
 def detect_adversarial(
     model: nn.Module,
     model_info: dict[str, Any],
-    captured_steps: dict[str, list[int]],
+    captured_steps: dict[str, Any],
     clean_inputs: np.ndarray,
     adversarial_inputs: np.ndarray,
     labels: np.ndarray,
@@ -38,10 +38,12 @@ def detect_adversarial(
     view = DetectionSettingsView(alpha=settings.alpha, n_permutations=settings.n_permutations, n_tests=settings.n_tests,
                                  n_samples=settings.n_samples, class_matching=settings.class_matching,
                                  top_k=settings.top_k, seed=settings.seed)
-    reader = open_capture(model_info["tags"]["capture_uri"])
+    reader = open_capture(model_info["tags"]["capture_uri"])  # the model's store: its EVAL reference
     reference = reader.load("eval", "penultimate", where=reader.last_pass("eval"))
-    clean = reader.read_step("predict", captured_steps["clean"][0], layers=["penultimate"]).tensors["penultimate"]
-    adversarial = reader.read_step("predict", captured_steps["adversarial"][0], layers=["penultimate"]).tensors["penultimate"]
+    # This run's own store (see capture_inference): the clean and adversarial batches.
+    batches = open_capture(captured_steps["capture_uri"], endpoint_url=captured_steps.get("endpoint_url"))
+    clean = batches.read_step("predict", captured_steps["clean"][0], layers=["penultimate"]).tensors["penultimate"]
+    adversarial = batches.read_step("predict", captured_steps["adversarial"][0], layers=["penultimate"]).tensors["penultimate"]
 
     with torch.no_grad():
         report = run_detection(reference.float(), clean.float(), adversarial.float(),

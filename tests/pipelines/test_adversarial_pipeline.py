@@ -31,8 +31,10 @@ def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
             "detection/layer_table.png", "detection/top_k_suspicious.png"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "attack")} == {"attack/attack_examples.png"}
 
-    reader = open_capture(run.data.tags["capture_uri"])
-    assert len(reader.steps("eval")) >= 6  # one validation pass per epoch: the reference
+    model_store = open_capture(run.data.tags["reference_capture_uri"])
+    assert len(model_store.steps("eval")) >= 6  # one validation pass per epoch: the reference
+    assert not model_store.steps("predict")  # the experiment never entered production traffic
+    reader = open_capture(run.data.tags["capture_uri"])  # the run's own store
     assert len(reader.steps("predict")) == 2  # the clean and the adversarial batch
     assert {"penultimate"} <= set(reader.layers("predict"))
 

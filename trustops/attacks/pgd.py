@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trustops.errors import ConfigError
+from trustops.progress import progress
 
 NORMS = ("inf", "l2")
 
@@ -170,7 +171,7 @@ def pgd_attack(
     with _frozen_eval(model), torch.enable_grad(), warnings.catch_warnings():
         # rai-toolbox 0.2.1 compares storages through the deprecated TypedStorage API.
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
-        for _ in range(steps):
+        for _ in progress(range(steps), desc=f"PGD L{'∞' if norm == 'inf' else '2'} ε={epsilon:g} on {len(x)} inputs", unit="step"):
             optimizer.zero_grad()
             # The optimizers minimize; ascending the loss means descending its negative.
             loss = -F.cross_entropy(model(perturbation(x)), y, reduction="sum")

@@ -5,8 +5,11 @@ the step and queues its (already copied) tensors; a background thread groups que
 of one mode into chunks and hands them to the backend's ``_write_chunk``.  Inference
 therefore never waits on a file system or the network unless the queue is full.
 
-One writer per capture URI and mode at a time: step numbers continue from the last
-committed step when a writer opens, and nothing locks the URI against a second writer.
+PREDICT step numbers (for backends with ``shared_modes``, the native one) come from step
+leases (:mod:`trustops.capture.leases`): several processes may write one store at once and
+every step still gets a number of its own; a writer waits on the store only when it claims a
+lease (once per up to 4,096 steps, or after an idle flush interval).  EVAL steps, written by
+training alone, are numbered on from the last committed step when a writer opens.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 
 from trustops.capture.errors import CaptureConfigError, CaptureError, CaptureNotFoundError
+from trustops.capture.leases import MAX_LEASE, MIN_LEASE, Lease, LeaseChain
 from trustops.capture.store import CaptureStore, open_store
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 MODES = ("eval", "predict")
 DESCRIPTOR_KEY = "trustops-capture.json"
 FORMAT_NAME = "trustops-capture"
+#: A writer gives up its step lease after this many seconds, so it never holds the monitor back longer.
+MAX_LEASE_AGE = 30.0
 
 
 _open_writers: weakref.WeakSet[CaptureWriter] = weakref.WeakSet()
@@ -85,6 +91,12 @@ class _Pending(NamedTuple):
     nbytes: int
 
 
+def describe_model(identity: Mapping[str, Any]) -> str:
+    """``'trustops-digits' (Classifier, 4,810 parameters, layer shapes 1f2e3d4c)`` for an error message."""
+    what = f"{identity.get('class', '?')}, {identity.get('parameters', 0):,} parameters, layer shapes {identity.get('shapes', '?')}"
+    return f"{identity['name']!r} ({what})" if identity.get("name") else f"({what})"
+
+
 def read_descriptor(store: CaptureStore) -> dict[str, Any] | None:
     try:
         raw = store.get(DESCRIPTOR_KEY)
@@ -112,11 +124,17 @@ class CaptureWriter(abc.ABC):
         A chunk is cut when it reaches either size.
     max_pending_bytes
         When this much is queued, ``write_step`` blocks until the writer catches up.
+    model
+        The identity of the model whose steps this writer captures (see
+        :func:`trustops.capture.hooks.model_identity`); recorded in the store's descriptor, and
+        a store that belongs to a model with other layer shapes is refused at construction.
     store_options
         Passed to ``open_store`` when ``store`` is a URI (``endpoint_url``, ``retries``...).
     """
 
     backend: ClassVar[str]
+    #: Modes whose steps are numbered through step leases (safe with several writing processes).
+    shared_modes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -126,6 +144,7 @@ class CaptureWriter(abc.ABC):
         max_chunk_steps: int = 4096,
         max_chunk_bytes: int = 32 << 20,
         max_pending_bytes: int = 256 << 20,
+        model: Mapping[str, Any] | None = None,
         **store_options: Any,
     ) -> None:
         if not flush_interval > 0:
@@ -139,8 +158,15 @@ class CaptureWriter(abc.ABC):
         self.max_chunk_steps = max_chunk_steps
         self.max_chunk_bytes = max_chunk_bytes
         self.max_pending_bytes = max_pending_bytes
+        self.model = dict(model) if model else None
         self._check_store_backend()
-        self._next_step = {mode: self._last_committed_step(mode) + 1 for mode in MODES}
+        self._next_step = {mode: -1 if mode in self.shared_modes else self._last_committed_step(mode) + 1 for mode in MODES}
+        self._chains = {mode: LeaseChain(self.store, mode) for mode in self.shared_modes}
+        self._leases: dict[str, Lease] = {}
+        self._lease_size = dict.fromkeys(self.shared_modes, MIN_LEASE)
+        self._lease_claimed: dict[str, float] = {}
+        self._last_use: dict[str, float] = {}
+        self._releasing = 0
         self._cond = threading.Condition()
         self._pending: dict[str, list[_Pending]] = {mode: [] for mode in MODES}
         self._pending_bytes = 0
@@ -173,10 +199,25 @@ class CaptureWriter(abc.ABC):
         """Write consecutive steps of one mode; return only once they are committed."""
 
     def _descriptor(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "backend": self.backend, "version": 1}
+        descriptor = {"format": FORMAT_NAME, "backend": self.backend, "version": 1}
+        return {**descriptor, "model": self.model} if self.model else descriptor
+
+    def _check_model(self, descriptor: Mapping[str, Any] | None) -> None:
+        theirs = (descriptor or {}).get("model")
+        if not theirs or not self.model:
+            return  # a store from before model identities, or a writer that did not say
+        same_shapes = theirs.get("shapes") == self.model.get("shapes")
+        same_name = not (theirs.get("name") and self.model.get("name")) or theirs["name"] == self.model["name"]
+        if not (same_shapes and same_name):
+            why = "another registered model" if same_shapes else "different layer shapes"
+            raise CaptureConfigError(
+                f"The capture store {self.store.uri} belongs to model {describe_model(theirs)}; a writer for model "
+                f"{describe_model(self.model)} cannot add to it ({why}). Give each model its own store."
+            )
 
     def _check_store_backend(self) -> None:
         descriptor = read_descriptor(self.store)
+        self._check_model(descriptor)
         if descriptor is None and self.backend != "smdebug":
             # A trial SageMaker wrote has no descriptor; do not mix another format into it.
             if next(iter(self.store.list("index/")), None) is not None:
@@ -192,8 +233,63 @@ class CaptureWriter(abc.ABC):
 
     # -- the hot path --------------------------------------------------------------------
     def next_step(self, mode: str) -> int:
-        """The number the next step of ``mode`` will get."""
-        return self._next_step[check_mode(mode)]
+        """The number the next step of ``mode`` will get (for a shared mode: most likely get)."""
+        mode = check_mode(mode)
+        if mode not in self._chains:
+            return self._next_step[mode]
+        lease = self._leases.get(mode)
+        if lease is not None and self._next_step[mode] <= lease.end:
+            return self._next_step[mode]
+        head = self._chains[mode].head()
+        return self._last_committed_step(mode) + 1 if head is None else head.end + 1
+
+    # -- step leases (called with self._cond held) ---------------------------------------
+    def _leased_step(self, mode: str) -> int:
+        lease = self._leases.get(mode)
+        now = time.monotonic()
+        if lease is not None and (self._next_step[mode] > lease.end or now - self._lease_claimed[mode] > MAX_LEASE_AGE):
+            exhausted = self._next_step[mode] > lease.end
+            self._detach_lease(mode)
+            self._chains[mode].release(lease, lease.used_through)
+            # A writer that used up its lease is busy: the next lease is twice as large.
+            self._lease_size[mode] = min(MAX_LEASE, self._lease_size[mode] * 2) if exhausted else MIN_LEASE
+            lease = None
+        while self._releasing:  # the writer thread is releasing an idle lease: the chain moves on from it
+            self._cond.wait()
+        if lease is None:
+            lease = self._chains[mode].claim(self._lease_size[mode], floor=lambda: self._last_committed_step(mode) + 1)
+            self._leases[mode] = lease
+            self._lease_claimed[mode] = now
+            self._next_step[mode] = lease.first
+        step = self._next_step[mode]
+        self._next_step[mode] = step + 1
+        self._last_use[mode] = now
+        return step
+
+    def _detach_lease(self, mode: str) -> Lease:
+        lease = self._leases.pop(mode)
+        lease.used_through = self._next_step[mode] - 1
+        return lease
+
+    def _idle_leases(self) -> list[str]:
+        now = time.monotonic()
+        return [mode for mode in self._leases if now - self._last_use[mode] >= self.flush_interval]
+
+    def _release_idle_leases(self) -> None:
+        """Give up leases unused for a flush interval, so they stop holding back the monitor's horizon."""
+        with self._cond:
+            idle = [(mode, self._detach_lease(mode)) for mode in self._idle_leases()]
+            self._lease_size.update(dict.fromkeys((mode for mode, _ in idle), MIN_LEASE))
+            self._releasing += len(idle)
+        for mode, lease in idle:
+            try:
+                self._chains[mode].release(lease, lease.used_through)
+            except Exception as e:  # the lease then counts as abandoned once it is stale
+                log.error("Could not release the %s step lease %d of %s: %s", mode, lease.link, self.store.uri, e)
+            finally:
+                with self._cond:
+                    self._releasing -= 1
+                    self._cond.notify_all()
 
     def write_step(self, mode: str, tensors: dict[str, torch.Tensor], meta: Mapping[str, Any] | None = None) -> int:
         """Queue one step and return its number.
@@ -213,8 +309,16 @@ class CaptureWriter(abc.ABC):
         with self._cond:
             while self._pending_bytes > self.max_pending_bytes and self._error is None and self._thread is not None:
                 self._cond.wait()
-            step = self._next_step[mode]
-            self._next_step[mode] = step + 1
+            if mode in self._chains:
+                try:
+                    step = self._leased_step(mode)
+                except CaptureError:
+                    raise
+                except Exception as e:  # e.g. a local path that cannot be created: the store's failure, not the caller's
+                    raise CaptureError(f"Could not reserve a {mode} step number in {self.store.uri}: {e}") from e
+            else:
+                step = self._next_step[mode]
+                self._next_step[mode] = step + 1
             queue = self._pending[mode]
             queue.append(_Pending(step, tensors, dict(meta) if meta else {}, nbytes))
             self._pending_bytes += nbytes
@@ -250,6 +354,12 @@ class CaptureWriter(abc.ABC):
                 self._cond.notify_all()
             if self._thread is not None:
                 self._thread.join()
+            for mode in list(self._leases):
+                lease = self._detach_lease(mode)
+                try:
+                    self._chains[mode].release(lease, lease.used_through)
+                except Exception as e:  # the lease then counts as abandoned once it is stale
+                    log.error("Could not release the %s step lease %d of %s: %s", mode, lease.link, self.store.uri, e)
             self._closed = True
             _open_writers.discard(self)
 
@@ -266,7 +376,12 @@ class CaptureWriter(abc.ABC):
             chunk: list[_Pending] = []
             size = 0
             for item in queued:
-                if chunk and (len(chunk) >= self.max_chunk_steps or size + item.nbytes > self.max_chunk_bytes):
+                # A chunk holds consecutive steps: a writer's next lease need not follow on from its last.
+                if chunk and (
+                    len(chunk) >= self.max_chunk_steps
+                    or size + item.nbytes > self.max_chunk_bytes
+                    or item.step != chunk[-1].step + 1
+                ):
                     chunks.append((mode, chunk))
                     chunk, size = [], 0
                 chunk.append(item)
@@ -291,7 +406,7 @@ class CaptureWriter(abc.ABC):
         deadline = time.monotonic() + self.flush_interval
         while True:
             with self._cond:
-                while not self._should_write(deadline):
+                while not self._should_write(deadline) and not self._idle_leases():
                     if self._closing and not (self._pending["eval"] or self._pending["predict"]):
                         return
                     if self._flush_requested and self._done >= self._enqueued:
@@ -302,12 +417,17 @@ class CaptureWriter(abc.ABC):
                     if not queued:
                         deadline = time.monotonic() + self.flush_interval
                 chunks = self._take_chunks()
-                self._flush_requested = False
+                if chunks:
+                    self._flush_requested = False
+            if self._leases:
+                self._release_idle_leases()
             for mode, chunk in chunks:
                 try:
                     if not self._descriptor_written:
-                        if read_descriptor(self.store) is None:
-                            self.store.put(DESCRIPTOR_KEY, json.dumps(self._descriptor()).encode())
+                        # Exclusive: of two writers that found the store empty, one describes it
+                        # and the other checks it is compatible before writing anything.
+                        if not self.store.create(DESCRIPTOR_KEY, json.dumps(self._descriptor()).encode()):
+                            self._check_model(read_descriptor(self.store))
                         self._descriptor_written = True
                     self._write_chunk(mode, chunk)
                 except BaseException as e:  # reported to the caller on its next call

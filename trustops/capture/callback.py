@@ -13,7 +13,7 @@ from torch import nn
 
 from trustops.capture.base import CaptureWriter
 from trustops.capture.errors import CaptureConfigError
-from trustops.capture.hooks import BACKENDS, DEFAULT_BACKEND, ActivationCapture, make_writer
+from trustops.capture.hooks import BACKENDS, DEFAULT_BACKEND, ActivationCapture, make_writer, model_identity
 from trustops.capture.store import CaptureStore
 
 
@@ -80,6 +80,7 @@ class ActivationCaptureCallback(Callback):
             options = dict(self.writer_options)
             if self.backend == "smdebug":
                 options.setdefault("root_name", model._get_name())
+            options.setdefault("model", model_identity(model))
             self.writer = make_writer(self.store, backend=self.backend, **options)
         self.capture = ActivationCapture(
             model, self.writer, mode="eval", include=self.include, penultimate=self.penultimate

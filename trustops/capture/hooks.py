@@ -61,6 +61,23 @@ def make_writer(store: str | CaptureStore, *, backend: str = DEFAULT_BACKEND, **
 SLAB_BYTES = 1 << 20
 
 
+def model_identity(model: nn.Module, name: str | None = None) -> dict[str, Any]:
+    """What a capture store records of the model it belongs to: class, parameter count, a digest of layer shapes.
+
+    Two models with the same parameter names and shapes (e.g. two trainings of one
+    architecture) share a digest; a store refuses a writer whose digest, or registered
+    ``name`` when both have one, differs from the store's.
+    """
+    import hashlib
+
+    shapes = [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+    digest = hashlib.sha256(repr(shapes).encode()).hexdigest()[:12]
+    identity: dict[str, Any] = {"class": model._get_name(), "parameters": sum(p.numel() for p in model.parameters()), "shapes": digest}
+    if name:
+        identity["name"] = name
+    return identity
+
+
 def _snapshot(name: str, tensor: torch.Tensor) -> torch.Tensor:
     """A CPU copy detached from autograd; the straightforward copy (each tensor its own allocation)."""
     if tensor.is_cpu:
@@ -180,6 +197,7 @@ class ActivationCapture:
         else:
             if backend == "smdebug":
                 writer_options.setdefault("root_name", model._get_name())
+            writer_options.setdefault("model", model_identity(model))
             self.writer, self._owns_writer = make_writer(store, backend=backend, **writer_options), True
         self.meta: dict[str, Any] = {}
         self.last_step: int | None = None

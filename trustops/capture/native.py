@@ -6,6 +6,7 @@ Layout under the store root (``<last>``/``<first>``: 12-digit step numbers, ``<s
     trustops-capture.json                                  {"format": "trustops-capture", "backend": "native", "version": 1}
     <mode>/data/<shard>/<last>-<first>.bin                 tensors, back to back, each 64-byte aligned
     <mode>/manifest/<shard>/<last>-<first>.json            the commit marker (below)
+    predict/leases/<shard>/<link>.json                     step leases (see trustops.capture.leases)
 
 A chunk holds consecutive steps ``first..last`` of one mode (``eval`` or ``predict``).
 Its data object is written first and its manifest second, each atomically, so a chunk
@@ -155,6 +156,7 @@ class NativeWriter(CaptureWriter):
     """Writes the native format (see the module docstring); options as :class:`CaptureWriter`."""
 
     backend = "native"
+    shared_modes = ("predict",)
 
     def _last_committed_step(self, mode: str) -> int:
         last = -1

@@ -72,6 +72,27 @@ class CaptureReader(abc.ABC):
         """Committed step numbers of ``mode`` after ``after``, ascending (no chunk data is read)."""
         return [s for chunk in self.chunks(mode, after=after) for s in chunk.steps if after is None or s > after]
 
+    def committed_horizon(self, mode: str = "predict", *, after: int | None = None, stale_after: float | None = None) -> int | None:
+        """The highest step ``h`` such that no step ``<= h`` can still be committed; ``None`` when there are none.
+
+        Every step up to ``h`` is committed, or void, or was reserved by a writer that is gone
+        (its process on this host exited) or stale (its step lease is older than
+        ``stale_after`` seconds, default :data:`trustops.capture.leases.STALE_AFTER`).  A monitor
+        that reads only up to ``h`` never moves past a step another process is still writing.
+        ``after`` (a watermark: everything up to it is settled) keeps the look-up short.
+        """
+        from trustops.capture.leases import STALE_AFTER, committed_horizon
+
+        mode = check_mode(mode)
+
+        def committed(first: int) -> Iterator[int]:
+            for chunk in self.chunks(mode, after=first - 1):
+                yield from (s for s in chunk.steps if s >= first)
+
+        return committed_horizon(
+            self.store, mode, committed, after=after, stale_after=STALE_AFTER if stale_after is None else stale_after
+        )
+
     def iter_steps(
         self, mode: str, *, after: int | None = None, layers: Sequence[str] | None = None
     ) -> Iterator[CapturedStep]:

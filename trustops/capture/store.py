@@ -10,6 +10,9 @@ A store is a flat key -> bytes space with the three operations capture needs:
   this is ``ListObjectsV2(StartAfter=...)``, so "what arrived since step N" costs one
   request per 1000 new keys, not a listing of all history.
 * ``get`` reads one object.
+* ``create`` is ``put`` only if the key does not exist yet, decided atomically by the store
+  (a hard link on a local folder, ``PutObject`` with ``If-None-Match: *`` on S3): of several
+  writers creating one key, exactly one succeeds.  Step leases rely on it.
 
 S3 credentials come from boto3's usual chain (environment variables, profile, instance
 role); the store never holds them itself, and they appear in no repr, log line or error.
@@ -22,10 +25,11 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from trustops.capture.errors import CaptureConfigError, CaptureNotFoundError, CaptureStoreUnavailableError
@@ -57,6 +61,10 @@ class CaptureStore(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; :class:`CaptureNotFoundError` when there are none."""
+
+    @abc.abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only if nothing is stored there; ``False`` when something is."""
 
     @abc.abstractmethod
     def list(self, prefix: str, *, start_after: str | None = None) -> Iterator[str]:
@@ -112,6 +120,24 @@ class LocalStore(CaptureStore):
             temp.unlink(missing_ok=True)
             raise
 
+    def create(self, key: str, data: bytes) -> bool:
+        final = self._path(key)
+        temp = self._temp_path(final)
+        try:
+            with open(temp, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            # link() fails when the name exists, and publishes the complete file in one step
+            # (O_EXCL alone would let a reader see the file before its bytes).
+            os.link(temp, final)
+        except FileExistsError:
+            return False
+        finally:
+            temp.unlink(missing_ok=True)
+        return True
+
     def put_file(self, key: str, path: str | os.PathLike) -> None:
         final = self._path(key)
         temp = self._temp_path(final)
@@ -165,6 +191,12 @@ def redact_url(url: str | None) -> str | None:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class _Refused(NamedTuple):
+    """A conditional request the server refused: 412 (the key exists) or 409 (a concurrent write)."""
+
+    status: int | None
 
 
 class S3Store(CaptureStore):
@@ -222,7 +254,7 @@ class S3Store(CaptureStore):
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
+    def _call(self, operation: str, *, _precondition_ok: bool = False, **kwargs: Any) -> Any:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -236,6 +268,8 @@ class S3Store(CaptureStore):
         except ClientError as e:
             code = str(e.response.get("Error", {}).get("Code", "Unknown"))
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if _precondition_ok and (code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)):
+                return _Refused(status)
             if code in ("NoSuchBucket",):
                 raise CaptureNotFoundError(
                     f"The bucket {self.bucket!r} does not exist at the S3 endpoint {self.endpoint_url} (for {self.uri})."
@@ -278,6 +312,17 @@ class S3Store(CaptureStore):
 
     def get(self, key: str) -> bytes:
         return self._call("get_object", Key=self._key(key))["Body"].read()
+
+    def create(self, key: str, data: bytes) -> bool:
+        for _ in range(self.retries):
+            answer = self._call("put_object", _precondition_ok=True, Key=self._key(key), Body=bytes(data), IfNoneMatch="*")
+            if not isinstance(answer, _Refused):
+                return True
+            if answer.status != 409:
+                return False
+            # 409 ConditionalRequestConflict: a concurrent write to the key; S3 asks for a retry.
+            time.sleep(0.05)
+        return False
 
     def exists(self, key: str) -> bool:
         try:

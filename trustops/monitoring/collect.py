@@ -15,15 +15,22 @@ from trustops.monitoring.watermark import Watermark
 
 
 def collect_new_captures(capture_uri: str, state: Path) -> CollectedCaptures:
-    """The chunks with steps after the watermark kept in ``state``, less the quarantined ones."""
+    """The chunks with steps after the watermark kept in ``state`` and up to the capture's horizon, less the quarantined ones.
+
+    The horizon (:meth:`~trustops.capture.CaptureReader.committed_horizon`) stops the listing
+    below any step another process reserved and has not committed yet: once the watermark
+    moved past such a step, no later pass would look at it.
+    """
     watermark = Watermark.load(state / "watermark.json", capture_uri)
     reader = open_capture(capture_uri)
+    horizon = reader.committed_horizon("predict", after=watermark.last_step)
     quarantined = set(watermark.quarantined)
-    chunks = [
-        ChunkRef(key=chunk.key, steps=list(chunk.steps))
-        for chunk in reader.chunks("predict", after=watermark.last_step)
-        if chunk.key not in quarantined
-    ]
+    chunks = []
+    for chunk in reader.chunks("predict", after=watermark.last_step):
+        if horizon is None or chunk.steps[-1] > horizon:
+            break  # chunks come in step order: every later one is beyond the horizon too
+        if chunk.key not in quarantined:
+            chunks.append(ChunkRef(key=chunk.key, steps=list(chunk.steps)))
     return CollectedCaptures(capture_uri=capture_uri, after=watermark.last_step, chunks=chunks)
 
 

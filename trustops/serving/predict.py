@@ -14,7 +14,7 @@ import pandas as pd
 
 from trustops.errors import ConfigError, DataError
 
-__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "read_labels", "run_predict"]
+__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "read_labels", "run_predict", "score_inputs"]
 
 INPUT_FORMATS = (".csv", ".parquet", ".pq", ".npz")
 
@@ -146,6 +146,17 @@ def predict_file(
     inputs = read_inputs(path, list(config["feature_columns"]), tuple(config["input_shape"]))
     classes = list(config.get("classes") or [])
     labels = read_labels(path, found.training.data.label_column, classes) if classes else None
+    table = score_inputs(wrapper, inputs, labels, batch_size=batch_size)
+    table.attrs.update(model=f"{found.name}/{found.version}")
+    return table
+
+
+def score_inputs(wrapper, inputs: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 256) -> pd.DataFrame:
+    """Score shape-(N, *input_shape) ``inputs`` with a :class:`CapturingClassifier`, one captured step per batch.
+
+    The part of :func:`predict_file` after loading (what ``bench.bench_predict`` times); closes
+    the wrapper's capture at the end.  Returns the table described there.
+    """
     probabilities, steps = [], []
     try:
         for start in range(0, len(inputs), batch_size):
@@ -156,14 +167,14 @@ def predict_file(
             steps.append(np.full(len(batch), -1 if wrapper.last_step is None else wrapper.last_step))
     finally:
         wrapper.close()
-    classes = list(config.get("classes") or range(probabilities[0].shape[1] if probabilities else 0))
+    classes = list(wrapper.config.get("classes") or range(probabilities[0].shape[1] if probabilities else 0))
     probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(classes)), np.float32)
     table = pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
     table.insert(0, "prediction", np.asarray(classes, dtype=object)[best] if len(probs) else [])
     table.insert(1, "confidence", probs.max(axis=1) if len(probs) else [])
     table["capture_step"] = np.concatenate(steps).astype(int) if steps else np.zeros(0, int)
-    table.attrs.update(model=f"{found.name}/{found.version}", capture_failures=wrapper.capture_failures)
+    table.attrs.update(capture_failures=wrapper.capture_failures)
     return table
 
 

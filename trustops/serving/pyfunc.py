@@ -23,11 +23,20 @@ Configuration (``model_config``, overridable at load time or by the environment)
 ``feature_columns``    the training feature columns (DataFrame input is read by name)
 ``classes``            the class labels, in output order
 ``flush_interval``     seconds a captured step may wait before it is written (0.5)
+``torch_threads``      intra-op threads for a forward pass (1); ``TRUSTOPS_TORCH_THREADS``
+                       overrides it, 0 leaves torch's own setting
 =====================  ==============================================================
+
+Why one thread: the digits models do tens of microseconds of arithmetic per batch, and torch's
+default pool (one thread per core) spends more than that waking and joining its threads; on a
+machine shared with other processes the pool's threads also wait for cores, and a forward pass
+measured 5-10x slower with two threads than with one (``python -m bench.bench_predict``).
+Each thread computes whole rows, so the results are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -46,6 +55,7 @@ from torch import nn
 log = logging.getLogger("trustops.serving")
 
 CAPTURE_URI_ENV = "TRUSTOPS_CAPTURE_URI"
+THREADS_ENV = "TRUSTOPS_TORCH_THREADS"
 PYTORCH_ARTIFACT = "pytorch_model"
 #: After a store could not be opened, wait this long before the next attempt (seconds).
 REOPEN_BACKOFF = 30.0
@@ -57,6 +67,33 @@ def _capture_uri(config: Mapping[str, Any], override: str | None = None) -> str 
     if uri is None or str(uri).strip().lower() in _OFF:
         return None
     return str(uri)
+
+
+def _torch_threads(config: Mapping[str, Any]) -> int:
+    raw = os.environ.get(THREADS_ENV, config.get("torch_threads", 1))
+    try:
+        threads = int(raw)
+    except (TypeError, ValueError):
+        threads = -1
+    if threads < 0:
+        from trustops.errors import ConfigError
+
+        raise ConfigError(f"`torch_threads` ({THREADS_ENV}) must be an integer >= 0 (0: torch's default). Got: {raw!r}")
+    return threads
+
+
+@contextlib.contextmanager
+def _intra_op_threads(threads: int):
+    """Run torch ops with ``threads`` intra-op threads (0: as they are), restoring the setting after."""
+    previous = torch.get_num_threads()
+    if not threads or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class CapturingClassifier(mlflow.pyfunc.PythonModel):
@@ -98,6 +135,7 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
         wrapper = cls()
         wrapper.model = model.eval()
         wrapper.config = dict(config)
+        _torch_threads(wrapper.config)  # a bad setting fails here, not on the first request
         return wrapper
 
     def load_context(self, context: Any) -> None:
@@ -105,6 +143,7 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
 
         self.model = mlflow.pytorch.load_model(context.artifacts[PYTORCH_ARTIFACT]).eval()
         self.config = dict(context.model_config or {})
+        _torch_threads(self.config)
 
     # -- capture -------------------------------------------------------------------------
     @property
@@ -185,7 +224,7 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
         if self.model is None:
             raise RuntimeError("CapturingClassifier has no model: use from_module() or load it with MLflow.")
         # Hooks share one buffer per capture: one forward pass at a time.
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _intra_op_threads(_torch_threads(self.config)):
             capture = self._open_capture()
             self.last_step = None
             if capture is None:
@@ -207,8 +246,10 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
             return logits
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
-        logits = self.forward(self._as_tensor(model_input))
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        inputs = self._as_tensor(model_input)
+        with _intra_op_threads(_torch_threads(self.config)):
+            logits = self.forward(inputs)
+            return torch.softmax(logits.float(), dim=-1).numpy()
 
 
 # -- logging the model ---------------------------------------------------------------------

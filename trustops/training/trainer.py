@@ -59,6 +59,42 @@ class _EpochHistory(L.Callback):
             self.rows.append({"epoch": trainer.current_epoch, **metrics})
 
 
+class _EpochProgress(L.Callback):
+    """A bar over the epochs showing the last epoch's loss, validation accuracy and ε spent.
+
+    Reads what ``history`` recorded (it runs first), so ε is not computed twice.
+    """
+
+    def __init__(self, history: _EpochHistory, *, desc: str) -> None:
+        self.history = history
+        self.desc = desc
+        self.bar = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from trustops.progress import progress_bar
+
+        self.bar = progress_bar(desc=self.desc, total=trainer.max_epochs, unit="epoch", leave=True)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.bar is None or not self.history.rows:
+            return
+        row = self.history.rows[-1]
+        shown = {"loss": row.get("train_loss"), "val_acc": row.get("val_accuracy"), "ε": row.get("dp_epsilon")}
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None}, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _build(settings: TrainSettings, info: DatasetInfo) -> Classifier:
     return build_classifier(
         settings.model.family,
@@ -141,7 +177,9 @@ def train_classifier(
         logging.getLogger(name).setLevel(logging.WARNING)
     module = ClassifierModule(model, optimizer, privacy=privacy)
     history = _EpochHistory()
-    trainer_callbacks: list[L.Callback] = [history, *callbacks]
+    privacy_label = " DP" if settings.dp.enabled else ""
+    epochs = _EpochProgress(history, desc=f"train {settings.model.family}/{settings.model.activation}{privacy_label}")
+    trainer_callbacks: list[L.Callback] = [history, epochs, *callbacks]
     if settings.capture.enabled and settings.capture.uri:
         from trustops.capture.callback import ActivationCaptureCallback
 
