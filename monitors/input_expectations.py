@@ -347,55 +347,17 @@ def _outside_of(column: pd.Series, low: float, high: float) -> np.ndarray:
 
 
 def _run_great_expectations(frame: pd.DataFrame, fitted: dict[str, Any], config: dict[str, Any]) -> tuple[list[Any], int]:
-    import logging
+    from trustops.data.validation import run_suite
 
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    from trustops.data.validation import NUMERIC_TYPES, FailedExpectation, _plain as plain
-
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     label = config["label_column"]
     frame = frame.assign(**{SPLIT_COLUMN: "batch"})
     if label is None:
         frame[LABEL_STAND_IN] = 0
-    label_name = label or LABEL_STAND_IN
     classes = fitted["classes"] if label is not None else [0]
-    features = fitted["feature_columns"]
-    expectations = gx.expectations
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suite = gx.ExpectationSuite(name="trustops_input")
-    suite.add_expectation(
-        expectations.ExpectTableColumnsToMatchSet(column_set=[*features, label_name, SPLIT_COLUMN], exact_match=True)
+    report = run_suite(
+        frame, feature_ranges=dict(zip(fitted["feature_columns"], zip(fitted["low"], fitted["high"]))),
+        label_column=label or LABEL_STAND_IN, split_column=SPLIT_COLUMN, classes=classes,
+        expected_mix=[1.0 / len(classes)] * len(classes), min_rows=config["min_rows"], max_class_kl=config["max_class_kl"],
     )
-    suite.add_expectation(expectations.ExpectTableRowCountToBeBetween(min_value=config["min_rows"]))
-    for column, low, high in zip(features, fitted["low"], fitted["high"]):
-        suite.add_expectation(expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
-        suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=column))
-        suite.add_expectation(expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
-    suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=label_name))
-    suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_name, value_set=classes))
-    suite.add_expectation(
-        expectations.ExpectColumnKLDivergenceToBeLessThan(
-            column=label_name,
-            partition_object={"values": classes, "weights": [1.0 / len(classes)] * len(classes)},
-            threshold=config["max_class_kl"],
-        )
-    )
-    definition = (
-        context.data_sources.add_pandas("trustops").add_dataframe_asset("input").add_batch_definition_whole_dataframe("all")
-    )
-    result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(context.suites.add(suite))
-    failed = [
-        FailedExpectation(
-            expectation=item.expectation_config.type,
-            column=item.expectation_config.kwargs.get("column"),
-            observed=plain(item.result.get("observed_value")),
-            examples=[plain(v) for v in (item.result.get("partial_unexpected_list") or [])[:5]],
-        )
-        for item in result.results
-        if not item.success and item.expectation_config.kwargs.get("column") != LABEL_STAND_IN
-    ]
-    return failed, len(result.results) - (LABEL_EXPECTATIONS if label is None else 0)
+    failed = [f for f in report.failed if f.column != LABEL_STAND_IN]
+    return failed, report.evaluated - (LABEL_EXPECTATIONS if label is None else 0)

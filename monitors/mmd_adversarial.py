@@ -291,12 +291,7 @@ class MMDAdversarialMonitor(Monitor):
             standardizer = Standardizer.from_reference(raw)
             standardized = standardizer(raw)
             sigma = median_bandwidth(standardized, max_rows=self._config["bandwidth_rows"], generator=self._generator)
-            if not sigma > 0:
-                where = "" if name == inputs.SINGLE_LAYER else f" in layer {name!r}"
-                raise MonitorInputError(
-                    f"`reference`{where} has no spread: the median distance between its rows is {sigma}. "
-                    "It needs distinct rows to set the kernel bandwidth."
-                )
+            _require_spread(sigma, name, f"`reference`{{where}} has no spread: the median distance between its rows is {sigma}")
             reference_rows = standardized.to(self._dtype).to(self._device)
             fitted[name] = _Layer(standardizer, GaussianKernelSum(sigma), reference_rows, raw.clone())
         self._layers = fitted
@@ -461,12 +456,7 @@ class MMDAdversarialMonitor(Monitor):
             sigma = float(upper.median().sqrt()) if upper.numel() else 0.0  # the median heuristic, as median_bandwidth
         else:
             sigma = median_bandwidth(pooled, max_rows=self._config["bandwidth_rows"], generator=self._generator)
-        if not sigma > 0:
-            where = "" if name == inputs.SINGLE_LAYER else f" in layer {name!r}"
-            raise MonitorInputError(
-                f"The reference and batch rows{where} are all equal (median distance {sigma}); "
-                "the test needs distinct rows to set the kernel bandwidth."
-            )
+        _require_spread(sigma, name, f"The reference and batch rows{{where}} are all equal (median distance {sigma})")
         kernel = GaussianKernelSum(sigma, layer.kernel.powers)
         return x.to(self._dtype).to(self._device), y.to(self._dtype).to(self._device), kernel, squared
 
@@ -768,3 +758,10 @@ class MMDAdversarialMonitor(Monitor):
         if labels is not None:
             self._reference_predictions = labels.clone()
             self._class_index = ClassIndex.from_predictions(self._reference_predictions)
+
+
+def _require_spread(sigma: float, layer: str, problem: str) -> None:
+    """The median heuristic needs distinct rows; ``problem`` may name the layer with ``{where}``."""
+    if not sigma > 0:
+        where = "" if layer == inputs.SINGLE_LAYER else f" in layer {layer!r}"
+        raise MonitorInputError(f"{problem.format(where=where)}. The test needs distinct rows to set the kernel bandwidth.")

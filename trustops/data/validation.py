@@ -10,7 +10,7 @@ from the expected mix) and a minimum row count.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,12 +83,6 @@ def validate_frame(
     rules: ValidationRules,
 ) -> ValidationReport:
     """Run the suite on ``frame``; the training split is the reference for learned bounds."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    expectations = gx.expectations
     reference = frame[frame[split_column] == "train"]
     if reference.empty:
         reference = frame
@@ -98,25 +92,48 @@ def validate_frame(
     expected_mix = [float(label_counts.get(c, 0)) / max(1, len(reference)) for c in classes]
     if rules.classes is not None:
         expected_mix = [1.0 / len(classes)] * len(classes)
+    return run_suite(frame, feature_ranges={column: (low, high) for column in feature_columns}, label_column=label_column,
+                     split_column=split_column, classes=classes, expected_mix=expected_mix, min_rows=rules.min_rows,
+                     max_class_kl=rules.max_class_kl)
 
+
+def run_suite(
+    frame: pd.DataFrame,
+    *,
+    feature_ranges: Mapping[str, tuple[float, float]],
+    label_column: str,
+    split_column: str,
+    classes: Sequence[Any],
+    expected_mix: Sequence[float],
+    min_rows: int,
+    max_class_kl: float,
+) -> ValidationReport:
+    """The Great Expectations suite itself: columns, row count, per-feature dtype, no missing value and
+    range, labels not missing, in ``classes`` and mixed like ``expected_mix`` (KL at most ``max_class_kl``)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    expectations = gx.expectations
     context = gx.get_context(mode="ephemeral")  # suites must be built inside an active context
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     suite = gx.ExpectationSuite(name="trustops_input")
     suite.add_expectation(
-        expectations.ExpectTableColumnsToMatchSet(column_set=[*feature_columns, label_column, split_column], exact_match=True)
+        expectations.ExpectTableColumnsToMatchSet(column_set=[*feature_ranges, label_column, split_column], exact_match=True)
     )
-    suite.add_expectation(expectations.ExpectTableRowCountToBeBetween(min_value=rules.min_rows))
-    for column in feature_columns:
+    suite.add_expectation(expectations.ExpectTableRowCountToBeBetween(min_value=min_rows))
+    for column, (low, high) in feature_ranges.items():
         suite.add_expectation(expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
         suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
     suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=label_column))
-    suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=classes))
+    suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=list(classes)))
     suite.add_expectation(
         expectations.ExpectColumnKLDivergenceToBeLessThan(
             column=label_column,
-            partition_object={"values": classes, "weights": expected_mix},
-            threshold=rules.max_class_kl,
+            partition_object={"values": list(classes), "weights": list(expected_mix)},
+            threshold=max_class_kl,
         )
     )
 
@@ -137,7 +154,6 @@ def validate_frame(
         if not item.success
     ]
     return ValidationReport(success=bool(result.success), evaluated=len(result.results), failed=failed)
-
 
 
 def _plain(value: Any) -> Any:
