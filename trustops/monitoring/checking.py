@@ -24,6 +24,7 @@ from trustops.monitoring.checks import (
 from trustops.monitoring.collect import read_collected
 from trustops.monitoring.records import BatchScores, CheckedBatches, CollectedCaptures, HtmlReport, MonitorScore, UnreadableChunk
 from trustops.monitoring.reference import load_reference
+from trustops.progress import progress
 from trustops.registry import RegisteredModel
 
 # Evidently's report costs seconds per thousand rows: a pass reports on its most recent rows.
@@ -73,7 +74,7 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
     fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
     recent_inputs: list[torch.Tensor] = []
     shifted = False
-    for item in _progress(read_collected(collected), total=len(collected.new_steps)):
+    for item in progress(read_collected(collected), desc="monitor batches", total=len(collected.new_steps), unit="batch"):
         if isinstance(item, UnreadableChunk):
             checked.unreadable.append(item)
             continue
@@ -98,10 +99,3 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
         rows = torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:]
         html = fitted["evidently_drift"].report_html(input_table(rows))
         checked.html_reports["evidently_drift"] = HtmlReport(step=checked.batches[-1].step, html=html)
-
-
-def _progress(items, *, total: int):
-    """A progress bar over the batches on a terminal; nothing when output is a file or a pipe."""
-    from tqdm import tqdm
-
-    return tqdm(items, total=total, desc="monitor batches", unit="batch", disable=None, leave=False)
