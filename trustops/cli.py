@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except TrustopsError as error:
         print(f"trustops: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
     except KeyboardInterrupt:
         print("trustops: interrupted", file=sys.stderr)
         return 130

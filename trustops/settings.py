@@ -23,6 +23,10 @@ OPTIMIZERS = ("sgd", "adam")
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 
 
+MAX_NAME_LENGTH = 128
+SAFE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -168,6 +172,12 @@ class TrackingSettings:
     def __post_init__(self) -> None:
         _require(bool(self.experiment_name.strip()), "tracking.experiment_name must not be empty.")
         _require(bool(self.registered_model_name.strip()), "tracking.registered_model_name must not be empty.")
+        # Names become folder names and S3 keys (captures, monitor state): data, never paths.
+        for field_name in ("registered_model_name", "run_name"):
+            value = getattr(self, field_name)
+            _require(value is None or bool(SAFE_NAME.fullmatch(value)) and ".." not in value,
+                     f"tracking.{field_name} must be 1-{MAX_NAME_LENGTH} letters, digits, '.', '_' or '-' "
+                     f"(no '..' and no '/'), because it names folders and storage keys. Got: {value!r}")
 
 
 @dataclass(frozen=True)

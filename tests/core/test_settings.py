@@ -3,7 +3,7 @@
 import pytest
 
 from trustops.errors import ConfigError
-from trustops.settings import DataSettings, DPSettings, ModelSettings, TrainerSettings, TrainSettings
+from trustops.settings import DataSettings, DPSettings, ModelSettings, TrackingSettings, TrainerSettings, TrainSettings
 
 BAD = [
     (lambda: ModelSettings(activation="tanhh"), "model.activation"),
@@ -21,6 +21,13 @@ BAD = [
     (lambda: DataSettings(format="xlsx"), "data.format"),
     (lambda: DataSettings(value_range=[16, 0]), "data.value_range"),
     (lambda: TrainSettings(model=ModelSettings(family="cnn")), "model.family=cnn needs images"),
+    # Names become folder names and S3 keys: data, never paths.
+    (lambda: TrackingSettings(run_name="../../../../elsewhere/escaped"), "tracking.run_name must be"),
+    (lambda: TrackingSettings(run_name="/abs/path"), "tracking.run_name must be"),
+    (lambda: TrackingSettings(run_name="a..b"), "no '..'"),
+    (lambda: TrackingSettings(run_name="x" * 129), "tracking.run_name must be 1-128"),
+    (lambda: TrackingSettings(registered_model_name="my model"), "tracking.registered_model_name must be"),
+    (lambda: TrackingSettings(registered_model_name="team/model"), "tracking.registered_model_name must be"),
 ]
 
 
@@ -47,3 +54,7 @@ def test_delta_defaults_to_one_over_n_train():
 def test_settings_round_trip_through_plain_dicts():
     settings = TrainSettings(data=DataSettings(image_shape=[1, 8, 8]), model=ModelSettings(family="cnn", activation="smelu"))
     assert TrainSettings.from_dict(settings.to_dict()) == settings
+
+
+def test_ordinary_names_are_accepted():
+    assert TrackingSettings(run_name="train-mlp-relu-dp-eps8-20261201-023603-bb42", registered_model_name="trustops.digits_v2")

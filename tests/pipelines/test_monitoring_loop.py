@@ -138,6 +138,14 @@ def test_an_unknown_monitor_fails_at_start(project, served):
     assert result.returncode == 2 and "no_such_monitor" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_pass_skipped_because_another_holds_the_lock_exits_3(project, served):
+    from trustops.monitoring.watermark import exclusive_run
+
+    with exclusive_run(project.root / ".trustops" / "monitoring" / "e2e-monitor" / "v1" / "run.lock"):
+        result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
+    assert result.returncode == 3 and "in progress" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_overlapping_runs_are_refused(tmp_path):
     from trustops.monitoring.watermark import MonitorRunInProgress, exclusive_run
 

@@ -24,7 +24,7 @@ from trustops.monitoring.records import (
     MonitorScore,
     UnreadableChunk,
 )
-from trustops.monitoring.watermark import Watermark
+from trustops.monitoring.watermark import DamagedStateFile, Watermark
 from trustops.registry import RegisteredModel
 from trustops.settings import TrainSettings
 
@@ -150,3 +150,21 @@ def test_a_pass_with_nothing_new_is_a_no_op_that_still_delivers_pending_alerts(t
     report = send_alerts(collected(None), CheckedBatches(), chart_batches(CheckedBatches(), state=tmp_path, title_suffix="m"),
                          model_info=MODEL, state=tmp_path, alerts=AlertManager(tmp_path / "alerts"))
     assert report.no_op and report.watermark is None and not (tmp_path / "watermark.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"capture_uri": "/captures", "last_step": 3, "unknown": 1}'])
+def test_a_damaged_watermark_is_named_with_its_repair_and_left_untouched(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "watermark.json"
+    path.write_text(damage)
+    with pytest.raises(DamagedStateFile, match="watermark.json is damaged") as raised:
+        advance_watermark(collected(None, 1), checked(batch(1, 0.5)), state=tmp_path)
+    assert "mv " in str(raised.value) and path.read_text() == damage  # the repair, and nothing overwritten
+
+
+def test_a_damaged_chart_state_is_named_and_left_untouched(tmp_path: Path) -> None:
+    chart = tmp_path / "charts" / "mean_confidence.json"
+    chart.parent.mkdir()
+    chart.write_text('{"last_step": 2, "points": [')
+    with pytest.raises(DamagedStateFile, match="mean_confidence.json is damaged"):
+        chart_batches(checked(batch(3, 0.5)), state=tmp_path, title_suffix="m")
+    assert chart.read_text() == '{"last_step": 2, "points": ['

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from trustops.monitoring.records import ChartedPoints, ChartPoint, CheckedBatches
+from trustops.monitoring.watermark import read_state_file
 
 KEPT_POINTS = 500  # the most recent points drawn on a chart's picture
 
@@ -35,7 +36,7 @@ class ChartBook:
         if name in self.points:
             return
         path = self.folder / f"{name}.json"
-        saved = json.loads(path.read_text()) if path.is_file() else {"last_step": None, "points": []}
+        saved = read_state_file(path) if path.is_file() else {"last_step": None, "points": []}
         self.points[name], self.last_step[name] = saved.get("points", []), saved["last_step"]
 
     def save(self) -> None:

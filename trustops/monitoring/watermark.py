@@ -21,7 +21,28 @@ from trustops.errors import TrustopsError
 
 
 class MonitorRunInProgress(TrustopsError, RuntimeError):
-    """Another monitor run holds the lock for this model and capture store."""
+    """Another monitor run holds the lock for this model and capture store: this one is skipped."""
+
+    exit_code = 3  # a skip, not a failure: cron mail and schedulers can tell the two apart
+
+
+class DamagedStateFile(TrustopsError, ValueError):
+    """A monitor state file cannot be read; nothing was overwritten."""
+
+
+def read_state_file(path: Path) -> dict:
+    """The JSON object in ``path``, or :class:`DamagedStateFile` naming the file and the repair."""
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError(f"expected a JSON object, found {type(values).__name__}")
+        return values
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedStateFile(
+            f"The monitor state file {path} is damaged ({error}); nothing was changed. Move it aside "
+            f"(mv {path} {path}.damaged) and run again: a watermark starts the capture store over (batches are "
+            "checked again), a chart starts a new picture."
+        ) from None
 
 
 @dataclass
@@ -34,10 +55,14 @@ class Watermark:
     def load(cls, path: Path, capture_uri: str) -> Watermark:
         if not path.is_file():
             return cls(capture_uri=capture_uri)
-        values = json.loads(path.read_text())
+        values = read_state_file(path)
         if values.get("capture_uri") != capture_uri:  # a new store starts from its beginning
             return cls(capture_uri=capture_uri)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise DamagedStateFile(f"The monitor state file {path} is damaged ({error}); nothing was changed. Move it "
+                                   f"aside (mv {path} {path}.damaged) and run again.") from None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
