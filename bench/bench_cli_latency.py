@@ -44,7 +44,7 @@ class Command:
         return f"python {' '.join(self.argv)}" if self.python else f"trustops {' '.join(self.argv)}"
 
 
-FLOOR = Command("import_torch", ("-c", "import torch"), 0, 3.0, python=True)
+FLOOR = Command("import_torch", ("-c", "import torch"), 0, None, python=True)
 COMMANDS = [
     Command("help", ("--help",), 0, 1.0),
     Command("config", ("config",), 0, 2.0),
