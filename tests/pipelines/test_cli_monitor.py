@@ -23,15 +23,15 @@ def throwaway_project(tmp_path, monkeypatch):
 def test_a_no_op_pass_without_a_run_id_is_reported_with_the_pending_alerts(throwaway_project, monkeypatch, capsys):
     calls = []
 
-    def no_op(name, version, *, monitors=None):
-        calls.append((name, version, monitors))
+    def no_op(name, version, *, monitors=None, **options):
+        calls.append((name, version, monitors, options))
         report = PassReport()
         report.pending_alerts = 2
         return report, None
 
     monkeypatch.setattr(trustops.runs.monitoring, "run_monitor", no_op)
     assert main(["monitor", "--model", "digits:3"]) == 0
-    assert calls == [("digits", "3", None)]
+    assert calls == [("digits", "3", None, {"false_page_budget": "500", "permutations": None, "drift_report": "on_shift"})]
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "No new captured batches for digits; nothing to monitor.",
