@@ -14,7 +14,8 @@ def _monitor(memories_mib: list[int], flat: bool) -> dict:
     sizes = [1_000, 10_000, 100_000]
     return {
         "results": [
-            {"n": n, "batches": n // 100, "median_s": 1.0 + n * 1e-4, "memory": {"increase_bytes": m << 20}}
+            {"n": n, "batches": n // 100, "batch_size": 100, "median_s": 1.0 + n * 1e-4,
+             "rows_per_second": n / (1.0 + n * 1e-4), "memory": {"increase_bytes": m << 20}}
             for n, m in zip(sizes, memories_mib)
         ],
         "marginal_seconds_per_sample": [1e-4, 1e-4],
@@ -34,6 +35,8 @@ def test_a_missed_target_says_by_how_much_and_why_and_a_met_one_does_not():
     assert overhead["why"].startswith("2.5 s over: ")
     memory = by_figure["peak memory, 100,000 ÷ 1,000 new samples"]
     assert memory["met"] is False and "+60 MiB" in memory["why"] and "NativeChunk.read" in memory["why"]
+    rate = by_figure["one pass, default monitors, over 100,000 new rows (1000 batches of 100)"]
+    assert rate["measured"].startswith("9,091 rows/s") and rate["met"] is False and rate["why"]  # 10⁵ rows in 11 s
     assert by_figure["marginal time per sample, last size step ÷ first"] == {
         "workload": "Monitor scaling", "figure": "marginal time per sample, last size step ÷ first",
         "measured": "1.00×", "target": "linear (≤ 1.5×)", "met": True, "why": "",
