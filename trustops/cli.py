@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from trustops.errors import TrustopsError
+from trustops.errors import Terminated, TrustopsError
 
 logger = logging.getLogger("trustops")
 
@@ -213,14 +213,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_zenml_environment()  # environment variables only; ZenML is imported later, by the commands that need it
     _quiet_libraries()
+    _terminate_like_interrupt()
     try:
         return _dispatch(args)
     except TrustopsError as error:
         print(f"trustops: error: {error}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
+    except Terminated:
+        print("trustops: terminated (SIGTERM); the current run was ended as KILLED", file=sys.stderr)
+        return Terminated.exit_code
     except KeyboardInterrupt:
         print("trustops: interrupted", file=sys.stderr)
         return 130
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM unwinds the job like Ctrl-C (Python's default for SIGTERM is to die on the spot).
+
+    Dying on the spot leaves the MLflow run RUNNING and the monitor lock held; raising
+    :class:`Terminated` runs every ``finally`` on the way out instead.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be installed from the main thread (e.g. an in-process caller)
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

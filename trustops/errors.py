@@ -24,3 +24,13 @@ class DataValidationError(DataError):
 
 class ServiceError(TrustopsError, RuntimeError):
     """A service trustops depends on (tracking server, store) did not answer as expected."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (cron, systemd or Kubernetes stopping it).
+
+    A ``KeyboardInterrupt`` so that it unwinds the job exactly as Ctrl-C does: through every
+    ``finally`` (locks released, MLflow run ended as KILLED) and past ``except Exception``.
+    """
+
+    exit_code = 143  # 128 + SIGTERM, what shells and supervisors expect
