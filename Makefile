@@ -5,11 +5,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 INSTALLED := $(VENV)/.installed
-# torch 2.13.0 CPU is served from the machine's wheel folder; PyPI's build would pull CUDA wheels.
-WHEELS ?= /opt/wheels
+# torch is pinned to 2.13.0+cpu, a build PyPI does not serve (PyPI's torch pulls CUDA wheels).
+# It comes from a local wheel folder when there is one (this machine), else from PyTorch's own
+# CPU index, added as an extra index next to PyPI.  unsafe-best-match lets each pinned version come
+# from whichever index has it: torch==2.13.0+cpu exists only on the CPU index, everything else is
+# on PyPI (uv's default first-index would take numpy & co. only from the PyTorch mirror, which
+# lacks most pinned versions).
+WHEELS      ?= /opt/wheels
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+INDEX_FLAGS := --index-strategy unsafe-best-match $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),--extra-index-url $(TORCH_INDEX))
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (this machine, CI) nothing writes .pyc files,
 # so without it every command recompiles every module it imports (about 10 s per CLI call on 2 cores).
-UV_SYNC_FLAGS := --python $(BIN)/python --index-strategy unsafe-best-match --compile-bytecode $(if $(wildcard $(WHEELS)),--find-links $(WHEELS))
+UV_SYNC_FLAGS := --python $(BIN)/python --compile-bytecode $(INDEX_FLAGS)
 
 .PHONY: install run test test-fast bench lock ui clean-state
 
@@ -37,7 +44,7 @@ bench: install
 	$(BIN)/python -m bench
 
 lock:
-	requirements/lock.sh
+	UV=$(UV) WHEELS=$(WHEELS) TORCH_INDEX=$(TORCH_INDEX) requirements/lock.sh
 
 ui: install
 	$(BIN)/trustops ui

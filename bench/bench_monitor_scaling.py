@@ -16,6 +16,9 @@ peak memory is measured (see :mod:`bench._common`).  Monitors: the loop's defaul
 ``trustops monitor`` runs: MMD, predicted-class mix, confidence, input drift, feature
 squeezing, input expectations, accuracy -- the batches carry their labels), and, at 10⁴
 samples, the MMD monitor alone: the default set's cost per batch divided by the MMD check's.
+The check stage uses every core the process may use (``TRUSTOPS_MONITOR_WORKERS``, default:
+all of them; ``trustops.monitoring.parallel``), as ``trustops monitor`` does; the report
+records the worker count.
 
 Store: the same pass at 10⁴ samples also runs with the capture store on S3 (a SeaweedFS
 server on loopback, started by the benchmark), reported as S3 time ÷ local time.
@@ -91,6 +94,7 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
     from trustops.alerts import AlertManager
     from trustops.capture import ActivationCapture
     from trustops.monitoring.loop import monitor_pass
+    from trustops.monitoring.parallel import monitor_workers
     from trustops.registry import RegisteredModel
     from trustops.settings import TrainSettings
     from trustops.training.tensors import features_tensor
@@ -132,7 +136,7 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
             raise RuntimeError(f"monitors failed: {report.monitor_failures}")
     shutil.rmtree(work, ignore_errors=True)
     return {"n": n, "batch_size": batch_size, "batches": batches, "store": "s3" if store.startswith("s3://") else "local",
-            "monitors": monitors or "default", "seconds": runs, "median_s": statistics.median(runs),
+            "monitors": monitors or "default", "workers": monitor_workers(), "seconds": runs, "median_s": statistics.median(runs),
             "rows_per_second": n / statistics.median(runs), "memory": memory}
 
 

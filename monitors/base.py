@@ -63,6 +63,21 @@ class Monitor(abc.ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def reseed(self, seed: int) -> None:
+        """Restart the monitor's resampling (permutations, draws) from ``seed``.
+
+        The monitor loop seeds each batch's test from the batch's capture step, so a batch's
+        p-value does not depend on which batches were checked before it, nor in which process
+        (``trustops.monitoring.parallel``).  A monitor without resampling has nothing to reseed.
+        """
+        generator = getattr(self, "_generator", None)
+        if generator is None and not hasattr(self, "_generator"):
+            return
+        if hasattr(generator, "manual_seed"):  # torch.Generator
+            generator.manual_seed(seed)
+        else:
+            self._generator = np.random.default_rng(seed)
+
     # Hooks for the contract suite that every registered monitor must pass (tests/monitors).
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from monitors.mmd.permutation import (
     mmd2_from_products,
     permutation_mmd2,
     permutation_weights,
+    random_split_weights,
     reference_kernel,
     wild_bootstrap_mmd2,
     wild_bootstrap_weights,
@@ -476,18 +477,19 @@ class MMDAdversarialMonitor(Monitor):
         if self._config["class_matching"]:
             pooled_labels = torch.cat([self._reference_predictions[rows], labels])
 
-        def mmd2(permutations: Tensor) -> Tensor:
-            weights = permutation_weights(n_reference, permutations, dtype=self._dtype).to(self._device)
+        def mmd2(weights: Tensor) -> Tensor:
+            weights = weights.to(self._device)
             return mmd2_from_products(weights, pooled @ weights, n_reference, n_batch).cpu()
 
         def draw(size: int) -> Tensor:
             if pooled_labels is None:
-                permutations = draw_permutations(n_reference + n_batch, size, self._generator)
+                weights = random_split_weights(n_reference, n_reference + n_batch, size, self._generator, dtype=self._dtype)
             else:
                 permutations = draw_stratified_permutations(pooled_labels, size, self._generator)
-            return mmd2(permutations)[1:].numpy()
+                weights = permutation_weights(n_reference, permutations, dtype=self._dtype)
+            return mmd2(weights)[1:].numpy()
 
-        observed = float(mmd2(torch.empty(0, n_reference + n_batch, dtype=torch.long))[0])
+        observed = float(mmd2(random_split_weights(n_reference, n_reference + n_batch, 0, dtype=self._dtype))[0])
         result = sequential_p_value(
             observed, draw, max_draws=self._config["n_permutations"], stop_after=self._config["stop_after"]
         )

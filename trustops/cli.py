@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="Run the training pipeline once, or once per sweep point with -m.")
     train.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
     train.add_argument("-m", "--multirun", action="store_true", help="sweep: dp.target_epsilon=1,3,8 runs three pipelines")
+    train.add_argument("-c", "--cfg", choices=("job", "hydra", "all"), default=None,
+                       help="print the composed config instead of training (job: resolved, as the pipeline gets it)")
+    train.add_argument("--info", action="store_true", help="list the config groups, their options and the chosen ones")
+    train.add_argument("--dvc-reports", metavar="DIR", default=None,
+                       help="also write DIR/metrics.json and DIR/plots/ for DVC (the dvc.yaml 'train' stage)")
+    train.add_argument("--params-file", metavar="YAML", default=None,
+                       help="take overrides from a DVC params file, e.g. params.yaml (command-line overrides win)")
 
     detect = commands.add_parser(
         "detect", help="Attack a registered model with PGD and test for the shift in its penultimate activations (MMD)."
@@ -148,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="resamples per test (default: the fewest that reach each monitor's page limit)")
     monitor.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
                          help="Evidently's HTML drift report over the pass's rows (default: %(default)s)")
+    monitor.add_argument("--repair", action="store_true",
+                         help="first move damaged state files aside (NAME.damaged-TIME) and start them afresh")
 
     schedule = commands.add_parser("schedule", help="Run the monitor on a cron schedule (in-process), or print the crontab line.")
     schedule.add_argument("--cron", required=True, help="cron expression, e.g. '*/5 * * * *' (UTC)")
@@ -170,12 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", default="data/digits.parquet", help="output Parquet file (default: %(default)s)")
     prepare.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
 
-    config = commands.add_parser("config", help="Print the resolved configuration for the given overrides.")
+    config = commands.add_parser("config", help="Print the resolved configuration for the given overrides (as `train --cfg job`).")
     config.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
+    config.add_argument("-c", "--cfg", choices=("job", "hydra", "all"), default="job", help="which part (default: %(default)s)")
+    config.add_argument("--info", action="store_true", help="list the config groups, their options and the chosen ones")
 
     ui = commands.add_parser("ui", help="Start the MLflow UI on the project's tracking store.")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     ui.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    ui.add_argument("--workers", type=int, default=1, help="server worker processes (default: %(default)s)")
+    ui.add_argument("--jobs", action="store_true", help="also run MLflow's background job runner (GenAI evaluation jobs; off by default)")
+    ui.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer (default: %(default)s)")
 
     commands.add_parser("stack", help="Register (idempotently) and show the trustops ZenML stack.")
 
@@ -187,13 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     server.add_argument("--workers", type=int, default=2, help="server worker processes (default: %(default)s)")
 
-    compare = commands.add_parser("compare", help="Runs side by side: trust metrics and tags, in the terminal, Markdown or CSV.")
+    compare = commands.add_parser("compare", help="Runs compared: one row per run, trust metrics and tags across (terminal, Markdown, CSV).")
     compare.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="MLflow run ids (default: the newest runs)")
     compare.add_argument("--experiment", action="append", default=[], metavar="NAME", help="only runs of this experiment (repeatable)")
     compare.add_argument("--latest-per-config", action="store_true", help="only the newest run of each configuration")
     compare.add_argument("--max-runs", type=int, default=10, help="at most this many runs (default: %(default)s)")
     compare.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     compare.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    compare.add_argument("--transpose", action="store_true", help="one column per run, one row per quantity")
+
+    promote = commands.add_parser("promote", help="Point an alias (e.g. champion) at a ready model version; NAME@ALIAS then serves it.")
+    promote.add_argument("name", help="registered model name")
+    promote.add_argument("version", help="version number; only a version whose training run finished")
+    promote.add_argument("--alias", required=True, help="the alias to set, e.g. champion")
 
     storage = commands.add_parser("storage", help="Show, set or check the one storage setting (DVC remote, MLflow artifacts, captures).")
     storage_actions = storage.add_subparsers(dest="storage_action", required=True, metavar="ACTION")
@@ -221,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(error, "exit_code", 2)
     except Terminated:
         print("trustops: terminated (SIGTERM); the current run was ended as KILLED", file=sys.stderr)
+        import gc
+
+        gc.freeze()  # the exit's final collection of a trained job's heap took 5-10 s; a supervisor waits less
         return Terminated.exit_code
     except KeyboardInterrupt:
         print("trustops: interrupted", file=sys.stderr)
@@ -250,20 +273,23 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     handlers = {
         "run": lambda: commands.main_job(args.overrides),
-        "train": lambda: commands.train(args.overrides, multirun=args.multirun),
+        "train": lambda: commands.train(args.overrides, multirun=args.multirun, cfg=args.cfg, info=args.info,
+                                        dvc_reports=args.dvc_reports, params_file=args.params_file),
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
         "monitor": lambda: commands.monitor(args.model, args.monitors, false_page_budget=args.false_page_budget,
-                                            permutations=args.permutations, drift_report=args.drift_report),
+                                            permutations=args.permutations, drift_report=args.drift_report,
+                                            repair=args.repair),
         "predict": lambda: commands.predict(args),
         "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
                                               on_stack=args.zenml),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed),
-        "config": lambda: commands.show_config(args.overrides),
-        "ui": lambda: commands.ui(args.host, args.port),
+        "config": lambda: commands.train(args.overrides, cfg=args.cfg, info=args.info),
+        "ui": lambda: commands.ui(args.host, args.port, workers=args.workers, jobs=args.jobs, timeout=args.timeout),
         "stack": commands.stack,
         "server": lambda: commands.server(args),
         "compare": lambda: commands.compare(args),
+        "promote": lambda: commands.promote(args.name, args.version, alias=args.alias),
         "storage": lambda: commands.storage(args),
     }
     return handlers[args.command]()

@@ -27,8 +27,29 @@ def _train_task(cfg, *, sweep: bool):
     return run_training(settings, OmegaConf.to_yaml(cfg, resolve=True), sweep_point=point if sweep else None)
 
 
-def train(overrides: Sequence[str], *, multirun: bool = False) -> int:
-    _train(overrides, multirun=multirun)
+def train(overrides: Sequence[str], *, multirun: bool = False, cfg: str | None = None, info: bool = False,
+          dvc_reports: str | None = None, params_file: str | None = None) -> int:
+    if params_file:
+        from trustops.configuration import params_file_overrides
+
+        overrides = [*params_file_overrides(params_file), *overrides]  # the command line wins
+    if info:
+        from trustops.configuration import describe_config
+
+        print(describe_config(overrides), end="")
+        return 0
+    if cfg:
+        return show_config(overrides, part=cfg)
+    if dvc_reports and multirun:
+        from trustops.errors import ConfigError
+
+        raise ConfigError("--dvc-reports records one run: sweep with `dvc exp run --queue -S ...` instead of -m.")
+    summaries = _train(overrides, multirun=multirun)
+    if dvc_reports:
+        from trustops.dvc_reports import write_reports
+
+        written = write_reports(summaries[0], Path(dvc_reports))
+        print(f"DVC metrics and plots: {', '.join(str(p) for p in written)}")
     return 0
 
 
@@ -113,7 +134,10 @@ def _detect_task(cfg):
     from configs.adversarial import settings_from_config
 
     settings = settings_from_config(cfg)  # a bad value fails here, before the pipeline's imports
+    from trustops.lifecycle import reconcile_abandoned_runs
     from trustops.runs.adversarial import run_adversarial
+
+    reconcile_abandoned_runs(default_tracking_uri(), root=project_root())
 
     return run_adversarial(settings)
 
@@ -140,11 +164,14 @@ def trust_study(study: str, overrides: Sequence[str]) -> int:
 
 
 def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object = 500.0, permutations: int | None = None,
-            drift_report: str = "on_shift") -> int:
-    from trustops.runs.monitoring import run_monitor
+            drift_report: str = "on_shift", repair: bool = False) -> int:
+    from trustops.runs.monitoring import repair_monitor_state, run_monitor
     from trustops.summary import format_table, ui_hint
 
     name, _, version = model.partition(":")
+    if repair:
+        for line in repair_monitor_state(name, version or "latest") or ["No damaged monitor state; nothing to repair."]:
+            print(line)
     report, run_id = run_monitor(name, version or "latest", monitors=monitors, false_page_budget=false_page_budget,
                                  permutations=permutations, drift_report=drift_report)
     if report.no_op:
@@ -201,32 +228,49 @@ def prepare(out: str, *, seed: int) -> int:
     return 0
 
 
-def show_config(overrides: Sequence[str]) -> int:
+def show_config(overrides: Sequence[str], *, part: str = "job") -> int:
+    """Print the composed config as Hydra's ``--cfg`` does: ``job`` (resolved, without hydra-zen's
+    ``_target_``/``_convert_``), ``hydra`` (Hydra's own settings) or ``all``."""
     from omegaconf import OmegaConf
 
-    from trustops.configuration import validate_config
+    from trustops.configuration import compose_config, config_yaml, validate_config
 
-    def render(cfg):
+    def validated(cfg):
         _validate_training_point(cfg)  # so a bad value is reported here too
-        return OmegaConf.to_yaml(cfg, resolve=True)
+        return cfg
 
-    print(validate_config(render, overrides)[0], end="")
+    cfg = validate_config(validated, overrides)[0]
+    if part != "job":
+        cfg = compose_config(overrides, return_hydra_config=True)
+    if part in ("job", "all"):
+        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if part == "all" else cfg
+        print(config_yaml(job), end="")
+    if part in ("hydra", "all"):
+        print(OmegaConf.to_yaml(OmegaConf.create({"hydra": cfg.hydra})), end="")
     return 0
 
 
-def ui(host: str, port: int) -> int:
+def ui(host: str, port: int, *, workers: int = 1, jobs: bool = False, timeout: float = 60.0) -> int:
+    from trustops.errors import ConfigError
+    from trustops.server import JOB_EXECUTION_ENV, serve_ui, server_environment, ui_command
     from trustops.tracking import is_local_store
 
     uri = default_tracking_uri()
     if not is_local_store(uri):
         print(f"MLFLOW_TRACKING_URI points at a tracking server; open {uri} in a browser.")
         return 0
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--default-artifact-root", default_artifact_root(), "--host", host, "--port", str(port)]
-    print(f"MLflow UI on http://{host}:{port} (Ctrl-C to stop)", flush=True)
-    # Become the MLflow process, so Ctrl-C and signals reach the server directly.
-    os.execve(sys.executable, command, {**os.environ, "MLFLOW_TRACKING_URI": uri})
-    return 0  # not reached
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1. Got: {workers}")
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535. Got: {port}")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    env = server_environment({**os.environ, "MLFLOW_TRACKING_URI": uri}, jobs=True if jobs else None)
+    runner = "on" if env[JOB_EXECUTION_ENV].lower() in ("true", "1") else "off"
+    print(f"Starting MLflow's server for the project's store ({workers} worker{'s' if workers > 1 else ''}, "
+          f"job runner {runner}) ...", flush=True)
+    return serve_ui(ui_command(uri, default_artifact_root(), host=host, port=port, workers=workers), env, f"{url}/",
+                    timeout=timeout, announce=lambda line: print(line, flush=True))
 
 
 def stack() -> int:
@@ -260,17 +304,47 @@ def compare(args) -> int:
 
     from trustops.compare import compare_runs, select_runs, write_outputs
 
+    from trustops.lifecycle import reconcile_abandoned_runs
+
     uri = default_tracking_uri()
     client = MlflowClient(uri, uri)
+    reconcile_abandoned_runs(uri, root=project_root(), client=client)  # a killed run shows KILLED, not in progress
     runs = select_runs(client, args.run_ids, experiments=args.experiment, latest_per_config=args.latest_per_config,
                        max_runs=args.max_runs)
     if not runs:
         print("No runs to compare.")
         return 0
     comparison = compare_runs(client, runs)
-    print(comparison.to_text())
-    for path in write_outputs(comparison, markdown=args.markdown, csv_path=args.csv):
+    print(comparison.to_text(transpose=args.transpose))
+    for path in write_outputs(comparison, markdown=args.markdown, csv_path=args.csv, transpose=args.transpose):
         print(f"Wrote {path}")
+    return 0
+
+
+def promote(name: str, version: str, *, alias: str) -> int:
+    from trustops.errors import ConfigError
+    from trustops.settings import SAFE_NAME
+
+    if not version.isdigit() or int(version) < 1:
+        raise ConfigError(f"VERSION must be a version number (1, 2, ...). Got: {version!r}")
+    # MLflow reserves `latest` and `v<number>`; `@` would not parse back as NAME@ALIAS.
+    if not SAFE_NAME.fullmatch(alias) or alias.lower() == "latest" or (alias[:1] in "vV" and alias[1:].isdigit()):
+        raise ConfigError(f"--alias must be a name of letters, digits, '.', '_' or '-', not 'latest' or 'v<number>'. Got: {alias!r}")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from trustops.registry import resolve_registered_model
+
+    uri = default_tracking_uri()
+    client = MlflowClient(uri, uri)
+    found = resolve_registered_model(name, version, client)  # refuses a version whose training run did not finish
+    try:
+        previous = client.get_model_version_by_alias(found.name, alias).version
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(found.name, alias, str(found.version))
+    was = "" if previous is None else f" (was version {previous})"
+    print(f"{found.name}@{alias} is now version {found.version}{was}.")
     return 0
 
 

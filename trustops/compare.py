@@ -1,15 +1,17 @@
-"""Runs side by side: the trust metrics and tags every trustops run shares, one column per run.
+"""Runs side by side: the trust metrics and tags every trustops run shares, one row per run.
 
-Each row is one comparable quantity.  Jobs log some of them under their own names (the
+Each column is one comparable quantity.  Jobs log some of them under their own names (the
 training pipeline's ``accuracy`` is the test accuracy, a robustness point's is
 ``clean_accuracy``, a reproducibility variant's ``accuracy_mean``); :data:`FIELDS` lists,
-per row, the names tried in order, so old runs and every job line up in the same row.
+per quantity, the names tried in order, so old runs and every job line up in the same column.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from trustops.errors import ConfigError
 
 @dataclass(frozen=True)
 class Field:
-    """One row of the table: where its value comes from, in order of preference."""
+    """One compared quantity: where its value comes from, in order of preference."""
 
     label: str
     metrics: tuple[str, ...] = ()
@@ -53,38 +55,101 @@ CHART_SIGNAL_SUFFIX = ".chart_signal"
 
 @dataclass(frozen=True)
 class Comparison:
-    """Rows are :data:`LABELS`, columns are runs (``run_names`` / ``run_ids``)."""
+    """The compared quantities of each run.
+
+    ``rows[i][j]`` is quantity :data:`LABELS` ``[i]`` of run ``j`` (``run_names[j]`` /
+    ``run_ids[j]``).  Every output prints one run per row and one quantity per column (runs down,
+    quantities across, as ``mlflow.search_runs`` returns them); ``transpose=True`` gives one
+    column per run instead.
+    """
 
     run_ids: list[str]
     run_names: list[str]
     rows: list[list[Any]]
 
-    def header(self) -> list[str]:
-        return ["", *self.run_names]
+    def records(self) -> list[dict[str, Any]]:
+        """One mapping per run: ``run``, ``run id`` and every label of :data:`LABELS`."""
+        return [
+            {"run": name, "run id": run_id, **{label: values[j] for label, values in zip(LABELS, self.rows)}}
+            for j, (name, run_id) in enumerate(zip(self.run_names, self.run_ids))
+        ]
 
-    def body(self) -> list[list[Any]]:
-        return [[label, *values] for label, values in zip(["run id", *LABELS], [[r[:12] for r in self.run_ids], *self.rows])]
+    def table(self, *, transpose: bool = False, short_ids: bool = False, drop_empty: bool = False) -> tuple[list[str], list[list[Any]]]:
+        """``(header, body)``: one run per row, or with ``transpose`` one quantity per row.
 
-    def to_text(self) -> str:
-        from trustops.summary import format_table
+        ``drop_empty`` leaves out the quantities no compared run recorded.
+        """
+        labels = [label for label, values in zip(LABELS, self.rows) if not drop_empty or any(v is not None for v in values)]
+        ids = [r[:12] if short_ids else r for r in self.run_ids]
+        if transpose:
+            by_label = dict(zip(LABELS, self.rows))
+            return ["", *self.run_names], [["run id", *ids], *([label, *by_label[label]] for label in labels)]
+        records = self.records()
+        return ["run", "run id", *labels], [[name, run_id, *(record[label] for label in labels)]
+                                             for name, run_id, record in zip(self.run_names, ids, records)]
 
-        return format_table(self.header(), [[_text(v) for v in row] for row in self.body()])
+    def to_text(self, *, width: int | None = None, transpose: bool = False) -> str:
+        """The terminal table, its widest columns shortened to fit ``width`` characters.
 
-    def to_markdown(self) -> str:
+        By default ``width`` is the terminal's (``COLUMNS`` when set); output that goes to no
+        terminal (a pipe, a file) is not shortened, so nothing is lost to ``grep`` or a log.
+        """
+        if width is None:
+            width = shutil.get_terminal_size(fallback=(0, 0)).columns or sys.maxsize
+        header, body = self.table(transpose=transpose, short_ids=True, drop_empty=True)
+        cells = [[_text(v) for v in row] for row in body]
+        widths = fit_widths([max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)], width)
+        lines = [[shorten(c, w) for c, w in zip(row, widths)] for row in [header, *cells]]
+        text = [SEPARATOR.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+        text.insert(1, SEPARATOR.join("-" * w for w in widths))
+        return "\n".join(text)
+
+    def to_markdown(self, *, transpose: bool = False) -> str:
         def line(cells: Sequence[Any]) -> str:
             return "| " + " | ".join(_text(c).replace("|", "\\|") for c in cells) + " |"
 
-        header = self.header()
-        return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in self.body())]) + "\n"
+        header, body = self.table(transpose=transpose, short_ids=True)
+        return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in body)]) + "\n"
 
-    def to_csv(self) -> str:
+    def to_csv(self, *, transpose: bool = False) -> str:
+        header, body = self.table(transpose=transpose)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["field", *self.run_names])
-        writer.writerow(["run id", *self.run_ids])
-        for label, values in zip(LABELS, self.rows):
-            writer.writerow([label, *("" if v is None else v for v in values)])
+        writer.writerow(["field", *header[1:]] if transpose else header)
+        for row in body:
+            writer.writerow(["" if v is None else v for v in row])
         return out.getvalue()
+
+
+SEPARATOR = "  "
+MIN_WIDTH = 8  # a shortened cell keeps its head, an ellipsis and its tail: "train-…0-f5"
+
+
+def fit_widths(widths: Sequence[int], limit: int, *, min_width: int = MIN_WIDTH) -> list[int]:
+    """Column widths whose table fits ``limit`` characters, taking from the widest columns first.
+
+    A column is never shortened below ``min_width`` (nor below its own width); when even that
+    does not fit, the table is as narrow as it can be and the terminal wraps it.
+    """
+    fitted = list(widths)
+    excess = sum(fitted) + len(SEPARATOR) * (len(fitted) - 1) - limit
+    while excess > 0:
+        widest = max(range(len(fitted)), key=fitted.__getitem__)
+        if fitted[widest] <= min_width:
+            break
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: its head and tail around an ellipsis (run names differ at the end)."""
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 def _text(value: Any) -> str:
@@ -207,12 +272,13 @@ def _store(client) -> str:
     return redact_url(str(client.tracking_uri))
 
 
-def write_outputs(comparison: Comparison, *, markdown: str | Path | None = None, csv_path: str | Path | None = None) -> list[Path]:
+def write_outputs(comparison: Comparison, *, markdown: str | Path | None = None, csv_path: str | Path | None = None,
+                  transpose: bool = False) -> list[Path]:
     written = []
     for target, text in ((markdown, comparison.to_markdown), (csv_path, comparison.to_csv)):
         if target:
             path = Path(target)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text(), encoding="utf-8")
+            path.write_text(text(transpose=transpose), encoding="utf-8")
             written.append(path)
     return written

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trustops.errors import ConfigError
@@ -84,7 +86,7 @@ def launch_config(
     )
 
 
-def compose_config(overrides: Sequence[str]) -> Any:
+def compose_config(overrides: Sequence[str], *, return_hydra_config: bool = False) -> Any:
     """The training config composed with ``overrides``, without launching a Hydra job.
 
     No run folder and no sweeper: composing once costs a third of :func:`launch_config`'s
@@ -100,7 +102,7 @@ def compose_config(overrides: Sequence[str]) -> Any:
     _reject_sweeps(overrides)
     try:
         with initialize(version_base="1.3", config_path=None):
-            return compose(config_name="train", overrides=list(overrides))
+            return compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except (ConfigCompositionException, OverrideParseException) as error:
         raise ConfigError(_explain_override_error(error, overrides)) from error
 
@@ -159,15 +161,128 @@ def _explain_override_error(error: Exception, overrides: Sequence[str]) -> str:
         cause = cause.__cause__ or cause.__context__
     text = "\n".join(chain)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    groups = group_options()
     unknown = re.search(r"Could not override '([^']+)'", text)
-    if unknown and ("not in struct" in text or "Key '" in text):
+    if unknown and ("not in struct" in text or "Key '" in text or "No match" in text):
         key = unknown.group(1)
         group, _, field = key.rpartition(".")
         where = f"{group!r} has no field {field!r}" if group else f"{key!r} is neither a config group nor a key"
+        known = _fields(group) if group else list(groups)
         return (
-            f"Unknown config key {key!r}: {where}. "
-            "List the valid keys with `trustops config` (groups: data, model, trainer, dp, tracking)."
+            f"Unknown config key {key!r}: {where}{_did_you_mean(field, known, prefix=f'{group}.' if group else '')}. "
+            f"List the valid keys with `trustops config` (groups: {', '.join(groups)})."
         )
+    missing = re.search(r"Could not (?:find|load) '([^'/]+)/([^']+)'", text)
+    if missing and missing.group(1) in groups:
+        group, option = missing.groups()
+        options = groups[group]
+        return (f"Unknown {group} option {option!r}{_did_you_mean(option, options, prefix=f'{group}=')}. "
+                f"Options for {group}: {', '.join(options)} (all groups: `trustops train --info`).")  # fmt: skip
     if "Could not find" in text or "Could not load" in text:
-        return f"{first_line} Available groups: data, model, trainer, dp, tracking; see `trustops config --help`."
+        return f"{first_line} Available groups: {', '.join(groups)}; see `trustops train --info`."
     return f"Invalid override: {first_line}"
+
+
+def _did_you_mean(word: str, candidates: Sequence[str], *, prefix: str = "") -> str:
+    """`` (did you mean 'cnn'?)`` for the closest candidates, ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)" if close else ""
+
+
+def _fields(group: str) -> list[str]:
+    """The keys of ``group`` in the default training config ([] when it is not a group)."""
+    try:
+        node = compose_config([]).get(group)
+    except Exception:  # only ever a hint: never hide the error being explained
+        return []
+    return [k for k in node if k not in HYDRA_ZEN_KEYS] if hasattr(node, "keys") else []
+
+
+# Keys hydra-zen adds for instantiation; they say nothing about the run.
+HYDRA_ZEN_KEYS = frozenset({"_target_", "_convert_", "_partial_", "_recursive_", "_args_"})
+
+
+def group_options() -> dict[str, list[str]]:
+    """Every config group of the training config and its options, in the order they were stored."""
+    from configs.training import store
+
+    options: dict[str, list[str]] = {}
+    for group in ("data", "model", "trainer", "dp", "tracking", "capture", *store.groups):
+        if group and group not in options:
+            options[group] = [name for _, name in store[group]]
+    return options
+
+
+def plain_config(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain data, without hydra-zen's ``_target_``/``_convert_`` keys."""
+    from omegaconf import OmegaConf
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in HYDRA_ZEN_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(OmegaConf.to_container(cfg, resolve=True))
+
+
+def config_yaml(cfg: Any) -> str:
+    """``plain_config`` as YAML, in the config's own key order (what ``--cfg job`` prints)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def short_lists(dumper: yaml.SafeDumper, data: list) -> Any:  # [1, 8, 8] on one line, as written in configs
+        flow = all(not isinstance(v, (dict, list)) for v in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    Dumper.add_representer(list, short_lists)
+    return yaml.dump(plain_config(cfg), Dumper=Dumper, sort_keys=False, default_flow_style=False)
+
+
+def describe_config(overrides: Sequence[str] = ()) -> str:
+    """What ``--info`` prints: each group, the option these overrides choose, and the other options."""
+    cfg = compose_config(overrides, return_hydra_config=True)
+    choices = cfg.hydra.runtime.choices
+    groups = group_options()
+    width = max(map(len, groups))
+    lines = ["Config groups (choose with group=option; set a field with group.field=value):"]
+    for group, options in groups.items():
+        chosen = choices.get(group)
+        listed = ", ".join(f"{o} (chosen)" if o == chosen else o for o in options)
+        lines.append(f"  {group.ljust(width)}  {listed}")
+    lines.append("The chosen config: `trustops train --cfg job [overrides]`.")
+    return "\n".join(lines) + "\n"
+
+
+def params_file_overrides(path: str | Path) -> list[str]:
+    """A DVC ``params.yaml`` (nested values) as Hydra overrides: ``{"dp": {"target_epsilon": 3}}`` ->
+    ``["dp.target_epsilon=3"]``.  The DVC ``train`` stage passes its params this way, so
+    ``dvc exp run -S dp.target_epsilon=3`` reaches the Hydra config."""
+    import json
+
+    import yaml
+
+    file = Path(path)
+    try:
+        values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"--params-file {file} does not exist.") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--params-file {file} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"--params-file {file} must hold a mapping (group: {{field: value}}). Got: {type(values).__name__}")
+
+    def flat(node: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in node.items():
+            if isinstance(value, dict):
+                out.extend(flat(value, f"{prefix}{key}."))
+            else:
+                # JSON is valid Hydra override syntax for numbers, booleans, null, lists and quoted strings.
+                out.append(f"{prefix}{key}={json.dumps(value)}")
+        return out
+
+    return flat(values)

@@ -7,7 +7,7 @@ construction, so a bad value fails before any data is read or any run is created
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from trustops.errors import ConfigError
@@ -18,7 +18,7 @@ from trustops.errors import ConfigError
 # trustops.models.activations.ACTIVATIONS and trustops.models.networks.MODEL_FAMILIES.
 FORMATS = ("auto", "parquet", "csv", "npz")
 ACTIVATIONS = ("relu", "smelu", "gelu", "swish")
-MODEL_FAMILIES = ("mlp", "cnn")
+MODEL_FAMILIES = ("mlp", "cnn", "tabular")
 OPTIMIZERS = ("sgd", "adam")
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 
@@ -52,9 +52,30 @@ class DataSettings:
     min_rows: int = 100
     max_class_kl: float = 0.05
     range_margin: float = 0.0
+    categorical_columns: list[str] | None = None  # one-hot encoded in the model; vocabulary from the training split
+    drop_columns: list[str] | None = None  # left out of the features (IDs, free text, leaks)
+    # Public per-column [low, high] bounds.  Under DP a tabular model scales its columns by these
+    # (statistics of the private rows would spend privacy); they are also the validation ranges.
+    feature_ranges: dict[str, list[float]] | None = None
+
+    @property
+    def stem(self) -> str:
+        """The data file's name without folder and extension (``data/iris.csv`` -> ``iris``)."""
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+
+    @property
+    def name(self) -> str:
+        """:attr:`stem` made safe for run and model names (letters, digits, '.', '_', '-')."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.stem).strip("-.").replace("..", ".")[:64] or "data"
 
     def __post_init__(self) -> None:
         _choice("data.format", self.format, FORMATS)
+        for column, bounds in (self.feature_ranges or {}).items():
+            _require(
+                len(bounds) == 2 and float(bounds[0]) < float(bounds[1]),
+                f"data.feature_ranges.{column} must be [low, high] with low < high. Got: {list(bounds)}",
+            )
         _require(self.min_rows >= 1, f"data.min_rows must be >= 1. Got: {self.min_rows}")
         _require(self.max_class_kl > 0, f"data.max_class_kl must be > 0. Got: {self.max_class_kl}")
         _require(self.range_margin >= 0, f"data.range_margin must be >= 0. Got: {self.range_margin}")
@@ -165,13 +186,14 @@ class CaptureSettings:
 @dataclass(frozen=True)
 class TrackingSettings:
     experiment_name: str = "trustops"
-    registered_model_name: str = "trustops-classifier"
+    registered_model_name: str | None = None  # None: ``trustops-<data file stem>`` (see TrainSettings)
     run_name: str | None = None
     register: bool = True
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment_name.strip()), "tracking.experiment_name must not be empty.")
-        _require(bool(self.registered_model_name.strip()), "tracking.registered_model_name must not be empty.")
+        _require(self.registered_model_name is None or bool(self.registered_model_name.strip()),
+                 "tracking.registered_model_name must not be empty.")
         # Names become folder names and S3 keys (captures, monitor state): data, never paths.
         for field_name in ("registered_model_name", "run_name"):
             value = getattr(self, field_name)
@@ -190,11 +212,17 @@ class TrainSettings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
 
     def __post_init__(self) -> None:
+        if self.tracking.registered_model_name is None:
+            # Named after the data, so two data sets never overwrite each other's model.
+            name = f"trustops-{self.data.name}"
+            object.__setattr__(self, "tracking", replace(self.tracking, registered_model_name=name))
         if self.model.family == "cnn" and self.data.image_shape is None and not self.data.path.endswith(".npz"):
             raise ConfigError(
                 "model.family=cnn needs images: set data.image_shape=[C,H,W] for a table of pixels, "
                 "use an .npz image file, or choose model.family=mlp."
             )
+        if self.model.family == "tabular" and (self.data.image_shape is not None or self.data.path.endswith(".npz")):
+            raise ConfigError("model.family=tabular is for tables of named columns; use model=mlp or model=cnn for images.")
 
     @property
     def learning_rate(self) -> float:

@@ -24,14 +24,79 @@ def is_local_store(tracking_uri: str) -> bool:
     return not tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
+# MLflow 3's UI opens an experiment in the view its kind names; untagged ones it may infer as
+# GenAI (traces, judges, prompts).  trustops experiments hold model training and monitoring runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+
+# Settings the run already records under another name: the `capture_uri`/`capture_backend` run
+# tags (readers and search filters use them), and MLflow itself logs the registered model's
+# `model_config`, which holds both, as params of those names.  So not also as `capture.*` params.
+RECORDED_AS_TAGS = {"capture.uri": "capture_uri", "capture.backend": "capture_backend"}
+
+
 def ensure_experiment(name: str, tracking_uri: str | None = None, root: Path | None = None) -> str:
-    """The id of experiment ``name``, created with the project's artifact folder if the store is local."""
+    """The id of experiment ``name``, created with the project's artifact folder if the store is local.
+
+    The experiment is tagged as model development (:data:`EXPERIMENT_KIND_TAG`), so MLflow 3
+    opens its runs and charts; an experiment that already names a kind keeps it.
+    """
     tracking_uri = tracking_uri or default_tracking_uri(root)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=experiment_artifact_location(tracking_uri, root))
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=experiment_artifact_location(tracking_uri, root),
+                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})  # fmt: skip
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before trustops tagged its experiments
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    return experiment.experiment_id
+
+
+def config_params(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's params: every setting, flattened, except those recorded as a tag (:data:`RECORDED_AS_TAGS`)."""
+    return {k: v for k, v in flatten(settings).items() if k not in RECORDED_AS_TAGS}
+
+
+def source_tags(root: Path, *, entry_point: str | None = None) -> dict[str, str]:
+    """MLflow's own source tags for a run of the project at ``root``.
+
+    ``mlflow.source.name`` is the command that ran (default: the program and its subcommand,
+    e.g. ``trustops train``); the git tags (commit, branch, origin URL, and
+    ``mlflow.source.git.dirty`` when tracked files differ from the commit) are left out
+    outside a git checkout.  The UI links the commit from the run page.
+    """
+    from mlflow.utils import mlflow_tags as t
+
+    tags = {t.MLFLOW_SOURCE_TYPE: "LOCAL", t.MLFLOW_SOURCE_NAME: entry_point or _entry_point()}
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return tags
+    tags[t.MLFLOW_GIT_COMMIT] = commit
+    tags[t.MLFLOW_GIT_DIRTY] = "true" if _git(root, "status", "--porcelain", "--untracked-files=no") else "false"
+    if (branch := _git(root, "rev-parse", "--abbrev-ref", "HEAD")) and branch != "HEAD":
+        tags[t.MLFLOW_GIT_BRANCH] = branch
+    if url := _git(root, "remote", "get-url", "origin"):
+        tags[t.MLFLOW_GIT_REPO_URL] = url
+    return tags
+
+
+def _entry_point() -> str:
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    command = next((a for a in sys.argv[1:2] if not a.startswith("-")), "")
+    return f"{program} {command}".strip()
+
+
+def _git(root: Path, *args: str) -> str:
+    """``git args`` in ``root``: its stripped output, ``""`` when git or the repository is missing."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def experiment_artifact_location(tracking_uri: str, root: Path | None = None) -> str | None:

@@ -67,6 +67,29 @@ def permutation_weights(n_reference: int, permutations: Tensor, *, dtype: torch.
     return weights
 
 
+def random_split_weights(
+    n_reference: int, n_total: int, n_splits: int, generator: torch.Generator | None = None, *, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Shape-(N, P + 2) weights of the observed split and ``n_splits`` uniformly random ones, then ones.
+
+    The same law as ``permutation_weights(n_reference, draw_permutations(N, P))``: the rows
+    playing the reference in a random split are the ``n_reference`` smallest of ``N`` uniform
+    keys, found by selection instead of a full sort (the sort was a third of a sequential MMD
+    check, ``bench/bench_monitor_scaling.py``).
+    """
+    weights = torch.zeros(n_total, n_splits + 2, dtype=dtype)
+    weights[:n_reference, 0] = 1
+    weights[:, -1] = 1
+    if n_splits:
+        keys = torch.rand(n_splits, n_total, generator=generator, dtype=torch.float64)
+        cut = keys.kthvalue(n_reference, dim=1, keepdim=True).values
+        chosen = keys <= cut
+        if bool((chosen.sum(dim=1) != n_reference).any()):  # tied keys (about N² / 2⁵³): sort those splits instead
+            chosen = torch.zeros_like(chosen).scatter_(1, keys.argsort(dim=1)[:, :n_reference], True)
+        weights[:, 1:-1] = chosen.T
+    return weights
+
+
 def wild_bootstrap_weights(signs: Tensor, *, dtype: torch.dtype = torch.float32) -> Tensor:
     """Shape-(..., 2m, B + 1) weights ``[e; -e]``: the observed ``e = 1`` first, then each row of ``signs``."""
     *batch, _, n_pairs = signs.shape

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
-from trustops.data.loading import load_dataset
-from trustops.lineage import git_commit
+from trustops.data.loading import load_configured
+from trustops.failpoints import failpoint
 from trustops.paths import project_root
 from trustops.settings import TrainSettings
-from trustops.tracking import flatten, log_batch
+from trustops.tracking import config_params, log_batch, source_tags
 
 
 @step(enable_cache=False)
@@ -22,27 +22,18 @@ def load_data(
     root = project_root()
     data = settings["data"]
     path = Path(data["path"]) if Path(data["path"]).is_absolute() else root / data["path"]
-    frame, info = load_dataset(
-        path,
-        fmt=data["format"],
-        label_column=data["label_column"],
-        split_column=data["split_column"],
-        feature_columns=data["feature_columns"],
-        image_shape=data["image_shape"],
-        val_fraction=data["val_fraction"],
-        test_fraction=data["test_fraction"],
-        split_seed=data["split_seed"],
-    )
+    frame, info = load_configured(path, data)
     mlflow.log_text(resolved_config, "config/resolved.yaml")
     log_batch(
-        params={**flatten(settings), "data.resolved_path": info.path, "trainer.effective_lr": TrainSettings.from_dict(settings).learning_rate},
+        params={**config_params(settings), "data.resolved_path": info.path, "trainer.effective_lr": TrainSettings.from_dict(settings).learning_rate},
         metrics={f"data_rows_{split}": size for split, size in info.split_sizes.items()},
         tags={
             **run_tags,
             "data_hash": info.data_hash,
             "data_path": info.path,
             "data_dvc_tracked": str(info.dvc_tracked).lower(),
-            "git_commit": git_commit(root),
+            **source_tags(root),
         },
     )
+    failpoint("train.load")  # the stage is done and recorded; nothing handed on yet
     return frame, info.to_dict()

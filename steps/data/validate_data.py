@@ -8,6 +8,7 @@ from zenml import step
 
 from trustops.data.validation import ValidationRules, validate_frame
 from trustops.errors import DataValidationError
+from trustops.failpoints import failpoint
 from trustops.tracking import log_batch
 
 
@@ -28,6 +29,10 @@ def validate_data(
             min_rows=data_settings["min_rows"],
             max_class_kl=data_settings["max_class_kl"],
             range_margin=data_settings["range_margin"],
+            # Categorical columns hold codes into their vocabulary (-1: a value training never saw).
+            feature_ranges={**(data_settings.get("feature_ranges") or {}),
+                            **{c: [-1, max(0, len(v) - 1)] for c, v in (dataset_info.get("categories") or {}).items()}},
+            per_column=dataset_info["image_shape"] is None,
         ),
     )
     mlflow.log_text(json.dumps(report.to_dict(), indent=2, default=str), "validation/result.json")
@@ -37,4 +42,5 @@ def validate_data(
     )
     if not report.success:
         raise DataValidationError(f"Data validation failed for {dataset_info['path']}: {report.summary()}")
+    failpoint("train.validate")  # the stage is done and recorded; nothing handed on yet
     return report.to_dict()

@@ -8,6 +8,7 @@ from zenml import step
 
 from trustops.data.loading import DatasetInfo
 from trustops.evaluation import confusion_figure, evaluate_classifier
+from trustops.failpoints import failpoint
 from trustops.tracking import log_batch
 from trustops.training.tensors import split_dataset
 
@@ -35,4 +36,5 @@ def evaluate_model(
     figure = confusion_figure(evaluation.confusion, info.classes)
     mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
     plt.close(figure)
+    failpoint("train.evaluate")  # the stage is done and recorded; nothing handed on yet
     return metrics

@@ -14,6 +14,8 @@ from torch import nn
 from zenml import step
 
 from trustops.data.loading import DatasetInfo
+from trustops.failpoints import failpoint
+from trustops.lifecycle import PENDING, STATUS_TAG
 from trustops.serving.pyfunc import log_model as log_capturing_model
 from trustops.training.tensors import features_tensor
 
@@ -65,7 +67,11 @@ def register_model(
     registration = {"run_id": run_id, "model_uri": model_info.model_uri, "registered_model": None, "version": None}
     tracking = settings["tracking"]
     if tracking["register"]:
-        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"], tags=tags)
+        # Registered pending, in one request with its tags: `trustops.runs.training` marks it ready
+        # once the whole run finished, and only ready versions are ever resolved.
+        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"],
+                                        tags={**tags, STATUS_TAG: PENDING})
+        failpoint("train.register")
         registration.update(registered_model=version.name, version=int(version.version))
         mlflow.set_tag("registered_model_version", f"{version.name}/{version.version}")
     return registration

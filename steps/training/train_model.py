@@ -7,6 +7,7 @@ from torch import nn
 from zenml import step
 
 from trustops.data.loading import DatasetInfo
+from trustops.failpoints import failpoint
 from trustops.settings import TrainSettings
 from trustops.tracking import log_batch, log_history
 from trustops.training.trainer import train_classifier
@@ -29,4 +30,5 @@ def train_model(
             metrics={"dp_noise_multiplier": result.noise_multiplier, "dp_delta": result.dp_delta},
             tags={"dp_epsilon": f"{result.dp_epsilon:.4f}", "dp_delta": f"{result.dp_delta:.3g}"},
         )
+    failpoint("train.train")  # the stage is done and recorded; nothing handed on yet
     return result.model, summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustops.alerts import Alert, AlertKind, AlertManager, Channel, ConsoleChannel, Digest, InvalidAlertError, Outbox, Severity
+from trustops.alerts import (
+    Alert, AlertKind, AlertManager, Channel, ConsoleChannel, DamagedAlertFile, Digest, InvalidAlertError, Outbox, Severity, change_id,
+)
 from trustops.errors import ConfigError, DataError
 
 from .conftest import make_alert
@@ -226,7 +229,61 @@ def test_a_torn_last_line_is_skipped_and_later_appends_stay_readable(tmp_path: P
     outbox.append(second, ["list"])
 
     assert [r.alert for r in outbox.records()] == [first, second]
-    assert "Skipping unreadable line 2" in caplog.text
+    assert "torn by a crash" in caplog.text
+    assert (tmp_path / "outbox.jsonl.damaged").read_text() == '{"v": 1, "alert": {"monitor": "cont\n'  # kept, not lost
+
+
+def test_a_torn_last_line_is_skipped_when_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(tmp_path)
+    first = make_alert("accuracy")
+    outbox.append(first, ["list"])
+    with open(outbox.outbox_path, "a") as file:
+        file.write('{"v": 1, "alert": {"monitor": "cont')
+    before = outbox.outbox_path.read_bytes()
+    assert [r.alert for r in outbox.records()] == [first]
+    assert "torn last line 2" in caplog.text and outbox.outbox_path.read_bytes() == before
+
+
+def test_a_damaged_line_before_the_last_names_the_file_and_the_repair(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    outbox.append(make_alert("accuracy"), ["list"])
+    with open(outbox.outbox_path, "a") as file:
+        file.write("garbage\n")
+    outbox.append(make_alert("loss"), ["list"])
+    before = outbox.outbox_path.read_bytes()
+    with pytest.raises(DamagedAlertFile, match=r"outbox.jsonl is damaged at line 2.*trustops monitor --repair"):
+        outbox.records()
+    with pytest.raises(DamagedAlertFile):
+        AlertManager(tmp_path, [ListChannel()]).flush()
+    assert outbox.outbox_path.read_bytes() == before  # nothing overwritten
+
+
+def test_a_repeated_pass_records_each_change_once(tmp_path: Path) -> None:
+    """A pass that died after recording part of its changes is replayed from the state it started with."""
+    channel = ListChannel()
+    key = make_alert("accuracy").key
+
+    def run(pass_token: str, judgements: list[bool], *, die_after: int | None = None) -> None:
+        manager = AlertManager(tmp_path, [channel])
+        manager.begin_pass(pass_token)
+        for step, active in enumerate(judgements):
+            if die_after is not None and step == die_after:
+                return  # the process died here: no end_pass
+            alert_id = change_id(pass_token, key, active, step)
+            manager.raise_or_clear(key, active, lambda: dataclasses.replace(make_alert("accuracy"), id=alert_id, step=step))
+        manager.end_pass()
+
+    run("pass-1", [True, False])                        # opened and recovered in an earlier pass
+    run("pass-2", [False, True, False], die_after=2)   # opened at step 1, then the process died
+    # From the half-updated state (open) the repeat would see a recovery at step 0; from the
+    # state the pass started with it makes the same changes, under the same ids, once.
+    run("pass-2", [False, True, False])
+    records = Outbox(tmp_path).records()
+    opened = records[0].alert.kind.value
+    assert [(r.alert.kind.value, r.alert.step) for r in records] == [
+        (opened, 0), ("recovered", 1), (opened, 1), ("recovered", 2)]
+    assert AlertManager(tmp_path).active_conditions() == {}
+    assert not (tmp_path / "pass.json").exists()
 
 
 def test_compact_drops_only_fully_delivered_alerts(tmp_path: Path) -> None:
@@ -287,7 +344,7 @@ def test_summary_reports_clearly(tmp_path: Path) -> None:
 
 def test_an_unreadable_state_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{")
-    with pytest.raises(DataError, match="alert state file .* is unreadable .* Delete it to start afresh"):
+    with pytest.raises(DataError, match="alert state file .* is unreadable .*trustops monitor --repair.*to start afresh"):
         AlertManager(tmp_path, []).raise_or_clear("k", True, make_alert)
 
 

@@ -106,6 +106,14 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
 
     again = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
     assert again.returncode == 0 and "nothing to monitor" in again.stdout
+    # A pass with nothing new decides from the registry's tables and the capture's listing alone.
+    quiet = project.python(
+        "import sys\nfrom trustops.runs.monitoring import run_monitor\n"
+        "report, run_id = run_monitor('e2e-monitor', monitors=['mmd_adversarial'])\n"
+        "print(report.no_op, run_id, sorted(m for m in ('mlflow', 'torch', 'zenml') if m in sys.modules))"
+    )
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert quiet.stdout.splitlines()[-1] == "True None []"
 
 
 def test_a_zenml_schedule_on_the_local_orchestrator_is_refused_with_the_alternatives(project, served):

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
 def test_chosen_runs_side_by_side_in_terminal_markdown_and_csv(trained, tmp_path):
     project, runs = trained
     chosen = [runs[0].info.run_id, runs[1].info.run_id]
-    result = run_cli(project, "compare", *chosen, "--markdown", str(tmp_path / "t.md"), "--csv", str(tmp_path / "t.csv"))
+    result = run_cli(project, "compare", *chosen, "--transpose", "--markdown", str(tmp_path / "t.md"), "--csv", str(tmp_path / "t.csv"))
     assert result.returncode == 0, result.stderr[-2000:]
     header, rule, *body = result.stdout.splitlines()[:len(LABELS) + 3]
     assert runs[0].info.run_name in header and runs[1].info.run_name in header
@@ -39,6 +39,17 @@ def test_chosen_runs_side_by_side_in_terminal_markdown_and_csv(trained, tmp_path
     assert "relu" in table["activation"] and "smelu" in table["activation"]
     assert "compare-digits/1" in table["model version"] and "compare-digits/2" in table["model version"]
     assert f"{runs[0].data.metrics['accuracy']:.4f}" in table["accuracy"]
+
+    # The default: one row per run, quantities across, shortened to the terminal's width.
+    runs_down = run_cli(project, "compare", *chosen, "--csv", str(tmp_path / "down.csv"), env={"COLUMNS": "140"})
+    assert runs_down.returncode == 0, runs_down.stderr[-2000:]
+    header, rule, *lines = runs_down.stdout.splitlines()
+    assert header.split()[:2] == ["run", "run"] and "accuracy" in header
+    assert max(len(line) for line in [header, rule, *lines[:2]]) <= 140
+    assert [line.split()[1] for line in lines[:2]] == [run_id[:12] for run_id in chosen]
+    down = list(csv.DictReader(open(tmp_path / "down.csv")))
+    assert [row["run id"] for row in down] == chosen
+    assert [row["activation"] for row in down] == ["relu", "smelu"]
 
     rows = list(csv.reader(open(tmp_path / "t.csv")))
     assert rows[0] == ["field", runs[0].info.run_name, runs[1].info.run_name]
@@ -58,7 +69,7 @@ def test_latest_per_config_keeps_the_newest_run_of_each_configuration(trained):
     project, runs = trained
     result = run_cli(project, "compare", "--experiment", EXPERIMENT, "--latest-per-config", "--csv", str(project.root / "l.csv"))
     assert result.returncode == 0, result.stderr[-2000:]
-    ids = next(row for row in csv.reader(open(project.root / "l.csv")) if row[0] == "run id")[1:]
+    ids = [row["run id"] for row in csv.DictReader(open(project.root / "l.csv"))]  # one row per run
     assert sorted(ids) == sorted([runs[2].info.run_id, runs[1].info.run_id])  # the newer ReLU run and the SmeLU run
 
 

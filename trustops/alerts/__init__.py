@@ -21,8 +21,8 @@ from trustops.alerts.alert import (
 from trustops.alerts.base import Channel
 from trustops.alerts.channels import CHANNELS, ConsoleChannel, ZenMLAlerterChannel, build_channel
 from trustops.alerts.digest import Digest, digests
-from trustops.alerts.errors import DeliveryError, InvalidAlertError
-from trustops.alerts.manager import AlertManager, DeliverySummary
+from trustops.alerts.errors import DamagedAlertFile, DeliveryError, InvalidAlertError
+from trustops.alerts.manager import AlertManager, DeliverySummary, change_id
 from trustops.alerts.outbox import Outbox, OutboxRecord
 from trustops.alerts.webhook import (
     FORMAT_ENV,
@@ -43,6 +43,7 @@ __all__ = [
     "AlertManager",
     "Channel",
     "ConsoleChannel",
+    "DamagedAlertFile",
     "DeliveryError",
     "DeliverySummary",
     "Digest",
@@ -55,6 +56,7 @@ __all__ = [
     "WebhookChannel",
     "ZenMLAlerterChannel",
     "build_channel",
+    "change_id",
     "condition_key",
     "digests",
     "json_payload",

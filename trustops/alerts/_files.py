@@ -2,7 +2,10 @@
 
 A scheduled run can be killed at any instruction; these keep every file either in its
 old or its new state (replacement) or with whole lines plus at most one torn last line
-(append), which the reader skips.
+(append).  The reader skips a torn last line with a warning; the next append moves it to
+``<file>.damaged`` before writing, so it is never silently lost.  A damaged line anywhere else
+is not a crash's doing: reading stops with :class:`DamagedAlertFile`, naming the file and the
+repair, and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from trustops.alerts.errors import DamagedAlertFile
 
 try:
     import fcntl
@@ -60,9 +65,8 @@ def append_json_lines(path: Path, records: Iterable[dict[str, Any]]) -> None:
     with open(path, "ab+") as file:
         file.seek(0, os.SEEK_END)
         if file.tell() > 0:
-            file.seek(-1, os.SEEK_END)
-            if file.read(1) != b"\n":  # a torn line from a crash: keep it on a line of its own
-                payload = "\n" + payload
+            _set_aside_torn_tail(path, file)
+            file.seek(0, os.SEEK_END)
         file.write(payload.encode("utf-8"))
         file.flush()
         os.fsync(file.fileno())
@@ -70,22 +74,53 @@ def append_json_lines(path: Path, records: Iterable[dict[str, Any]]) -> None:
         _fsync_dir(path.parent)
 
 
+def _set_aside_torn_tail(path: Path, file: Any) -> None:
+    """Move an unterminated last line (a write torn by a crash) to ``<path>.damaged``, then cut it off."""
+    file.seek(-1, os.SEEK_END)
+    if file.read(1) == b"\n":
+        return
+    file.seek(0)
+    data = file.read()  # only after a crash: reading the whole file once is fine
+    cut = data.rfind(b"\n") + 1
+    damaged = path.with_name(path.name + ".damaged")
+    with open(damaged, "ab") as kept:
+        kept.write(data[cut:] + b"\n")
+        kept.flush()
+        os.fsync(kept.fileno())
+    file.truncate(cut)
+    logger.warning("The last line of %s was torn by a crash; it is kept in %s and was not read", path, damaged)
+
+
 def read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects in ``path``, in order; an unreadable line is skipped with a warning."""
+    """The JSON objects in ``path``, in order.
+
+    A torn last line (no newline: a write cut short by a crash) is skipped with a warning;
+    any other unreadable line raises :class:`DamagedAlertFile` before anything is yielded.
+    """
     if not path.exists():
         return
-    with open(path, encoding="utf-8", errors="replace") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
-                logger.warning("Skipping unreadable line %d of %s (a write torn by a crash?)", number, path)
-                continue
-            yield record
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif number == len(lines):  # after the last newline: a torn final write
+            logger.warning("Skipping the torn last line %d of %s (a write cut short by a crash); the next "
+                           "write keeps it in %s.damaged", number, path, path.name)
+        else:
+            raise DamagedAlertFile(
+                f"The alert file {path} is damaged at line {number} (not a JSON object); nothing was changed. "
+                f"Run `trustops monitor --repair` (it moves the file aside to {path.name}.damaged-<time> and keeps "
+                "its readable lines), or remove that line yourself."
+            )
+    yield from records
 
 
 @contextmanager

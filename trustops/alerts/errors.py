@@ -4,7 +4,7 @@ A bad *configuration* (unknown channel, a webhook URL that is not http(s), a neg
 count) raises :class:`trustops.errors.ConfigError`; the classes here cover the rest.
 """
 
-from trustops.errors import ServiceError, TrustopsError
+from trustops.errors import DataError, ServiceError, TrustopsError
 
 
 class InvalidAlertError(TrustopsError, ValueError):
@@ -13,3 +13,7 @@ class InvalidAlertError(TrustopsError, ValueError):
 
 class DeliveryError(ServiceError):
     """A channel could not deliver an alert.  The message never contains a webhook URL."""
+
+
+class DamagedAlertFile(DataError):
+    """A line of the outbox or the delivery log is unreadable where no crash could have torn it; nothing was changed."""

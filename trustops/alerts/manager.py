@@ -15,26 +15,34 @@ however many conditions changed.  A digest that fails keeps all its alerts pendi
 Folder layout (one folder per deployment, shared by its runs)::
 
     state.json        ongoing conditions (see trustops.alerts.state)
+    pass.json         the conditions a pass started from, while it runs (see begin_pass)
     outbox.jsonl      every alert and the channels it is owed to (see trustops.alerts.outbox)
     delivered.jsonl   one line per (alert, channel) delivered
     .lock             serialises concurrent runs
+
+A pass that dies part-way is repeated, and must not alert twice: :meth:`AlertManager.begin_pass`
+makes the repeat judge its conditions from the state the first attempt started from, so it
+makes the same changes in the same order; the caller gives each change an id derived from the
+pass and the change, and an alert whose id is already in the outbox is not recorded again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from trustops.alerts._files import locked
-from trustops.alerts.alert import Alert, AlertKind, Severity, _new_id
+from trustops.alerts._files import atomic_write_text, locked
+from trustops.alerts.alert import Alert, AlertKind, Severity
 from trustops.alerts.base import Channel
 from trustops.alerts.channels import build_channel
 from trustops.alerts.digest import digests
-from trustops.alerts.errors import InvalidAlertError
+from trustops.alerts.errors import DamagedAlertFile, InvalidAlertError
 from trustops.alerts.outbox import Outbox
 from trustops.alerts.state import ConditionState
 from trustops.errors import ConfigError
@@ -42,6 +50,7 @@ from trustops.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+PASS_FILE = "pass.json"
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,30 @@ class AlertManager:
         with locked(self._lock_path):
             return self.state.load()
 
+    def begin_pass(self, token: str) -> None:
+        """Start the pass ``token`` (e.g. the watermark it starts from); a repeat of it restarts from the same conditions.
+
+        The first call for ``token`` records the ongoing conditions in ``pass.json``; a later
+        call for the same ``token`` (the pass died before :meth:`end_pass`) puts them back, so
+        the repeat replays the same raise and clear changes instead of judging from the
+        half-updated state the dead attempt left.  Give each change a deterministic id (see
+        :func:`change_id`) and the replay records nothing twice.
+        """
+        path = self.directory / PASS_FILE
+        with locked(self._lock_path):
+            journal = _read_journal(path)
+            if journal is not None and journal.get("token") == token and isinstance(journal.get("active"), dict):
+                self.state.save(journal["active"])
+                logger.info("Repeating the unfinished alert pass %s from the conditions it started with", token)
+                return
+            text = json.dumps({"version": 1, "token": token, "active": self.state.load()}, indent=1, sort_keys=True)
+            atomic_write_text(path, text)
+
+    def end_pass(self) -> None:
+        """The pass begun with :meth:`begin_pass` is done for good (its effects are durable): forget its start."""
+        with locked(self._lock_path):
+            (self.directory / PASS_FILE).unlink(missing_ok=True)
+
     def raise_or_clear(
         self, key: str, active: bool, alert_factory: Callable[[], Alert], *, deliver: bool = False
     ) -> DeliverySummary:
@@ -178,7 +211,9 @@ class AlertManager:
         with ``kind="recovered"`` when ``active`` is false.
 
         The alert waits in the outbox for the next :meth:`flush`, which sends each channel one
-        digest per model; ``deliver=True`` delivers what is pending right away instead.
+        digest per model; ``deliver=True`` delivers what is pending right away instead.  An
+        alert whose id the outbox already holds (an earlier attempt at the same pass recorded
+        it) is not recorded again; only the condition state is brought up to date.
         """
         with locked(self._lock_path):
             conditions = self.state.load()
@@ -192,9 +227,10 @@ class AlertManager:
                 conditions[key] = ConditionState.entry(alert)
             else:
                 alert = _recovered(alert, conditions.pop(key))
-            # Outbox first: if the run dies before the state is saved, the alert is made again
-            # next run (a duplicate) rather than never sent.
-            self.outbox.append(alert, self.channel_names)
+            # Outbox first: if the run dies before the state is saved, the repeat makes the alert
+            # again, under the same id when the caller derives it (then it is not recorded twice).
+            if alert.id not in self.outbox.ids():
+                self.outbox.append(alert, self.channel_names)
             self.state.save(conditions)
             if deliver:
                 return self._deliver_pending(raised=(alert,), retry_tripped=False)
@@ -293,7 +329,33 @@ def _recovered(alert: Alert, opened: Mapping[str, Any]) -> Alert:
     details = dict(alert.details)
     if isinstance(opened.get("alert_id"), str):
         details.setdefault("opened_by_alert", opened["alert_id"])
+    # Derived from the factory's id (itself new, or derived by the caller): a repeated pass
+    # makes the same recovery id, so the outbox records it once.
+    recovered_id = change_id(alert.id, "recovered")
     return dataclasses.replace(
-        alert, kind=AlertKind.RECOVERED, severity=Severity.INFO, id=_new_id(),
+        alert, kind=AlertKind.RECOVERED, severity=Severity.INFO, id=recovered_id,
         headline=headline, first_step=first_step, details=details,
     )
+
+
+def change_id(*parts: object) -> str:
+    """A stable alert id for one change of one condition: the same parts give the same id.
+
+    >>> opened = change_id("after step 41", "incident|distribution_shift", True, 42)
+    >>> opened == change_id("after step 41", "incident|distribution_shift", True, 42) != change_id("after step 41", "x", True, 42)
+    True
+    """
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()[:32]
+
+
+def _read_journal(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        journal = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DamagedAlertFile(
+            f"The alert pass file {path} is damaged ({error}); nothing was changed. Run `trustops monitor --repair` "
+            f"or move it aside (mv {path} {path}.damaged): the pass then judges from the saved conditions."
+        ) from None
+    return journal if isinstance(journal, dict) else None

@@ -85,6 +85,14 @@ class Outbox(Channel):
                 records.append(OutboxRecord(alert, channels))
         return records
 
+    def ids(self) -> set[str]:
+        """The ids of every alert in the outbox."""
+        return {
+            str(line["alert"]["id"])
+            for line in read_json_lines(self.outbox_path)
+            if isinstance(line.get("alert"), dict) and "id" in line["alert"]
+        }
+
     def delivered(self) -> set[tuple[str, str]]:
         """The ``(alert id, channel name)`` pairs delivered so far."""
         return {

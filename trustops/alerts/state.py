@@ -45,8 +45,9 @@ class ConditionState:
                 raise TypeError("'active' is not an object")
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DataError(
-                f"The alert state file {self.path} is unreadable ({type(error).__name__}: {error}). "
-                "Delete it to start afresh: every condition still active will alert once more."
+                f"The alert state file {self.path} is unreadable ({type(error).__name__}: {error}); nothing was "
+                f"changed. Run `trustops monitor --repair` or move it aside (mv {self.path} {self.path}.damaged) to "
+                "start afresh: every condition still active will alert once more."
             ) from None
         return active
 

@@ -14,7 +14,6 @@ from trustops.capture.errors import (
     CorruptChunkError,
     LayerNotFoundError,
 )
-from trustops.capture.hooks import BACKENDS, DEFAULT_BACKEND, ActivationCapture, make_writer
 from trustops.capture.reader import CaptureReader, open_capture
 from trustops.capture.store import CaptureStore, LocalStore, S3Store, open_store
 
@@ -42,8 +41,16 @@ __all__ = [
 ]
 
 
+_HOOKS = ("BACKENDS", "DEFAULT_BACKEND", "ActivationCapture", "make_writer")
+
+
 def __getattr__(name: str):
-    # The Lightning callback imports Lightning; only load it when asked for.
+    # Capturing imports torch (and the callback Lightning): only load them when asked for, so
+    # reading a capture's listing (a monitor pass with nothing new) stays free of torch.
+    if name in _HOOKS:
+        from trustops.capture import hooks
+
+        return getattr(hooks, name)
     if name == "ActivationCaptureCallback":
         from trustops.capture.callback import ActivationCaptureCallback
 

@@ -23,13 +23,14 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from trustops.capture.errors import CaptureConfigError, CaptureError, CaptureNotFoundError
 from trustops.capture.leases import MAX_LEASE, MIN_LEASE, Lease, LeaseChain
 from trustops.capture.store import CaptureStore, open_store
+
+if TYPE_CHECKING:  # reading a capture's listing needs no torch (a no-op monitor pass never imports it)
+    import torch
 
 log = logging.getLogger(__name__)
 

@@ -38,13 +38,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from trustops.capture.base import CapturedStep, CaptureWriter, _Pending
 from trustops.capture.errors import CaptureError, CaptureNotFoundError, CorruptChunkError, LayerNotFoundError
 from trustops.capture.store import CaptureStore
+
+if TYPE_CHECKING:  # listing chunks (a no-op monitor pass) needs no torch; writing and reading tensors import it
+    import torch
 
 ALIGN = 64
 SHARD_SIZE = 100_000
@@ -69,11 +70,15 @@ def _parse_manifest_key(key: str) -> tuple[int, int]:
 
 
 def _raw_bytes(tensor: torch.Tensor) -> memoryview:
+    import torch
+
     flat = tensor.reshape(-1)
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
 
 
 def _torch_dtype(name: str) -> torch.dtype:
+    import torch
+
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {name!r}")
@@ -166,6 +171,8 @@ class NativeWriter(CaptureWriter):
         return last
 
     def _write_chunk(self, mode: str, steps: list[_Pending]) -> None:
+        import torch
+
         first, last = steps[0].step, steps[-1].step
         stem = _stem(first, last)
         data_key = f"{mode}/data/{stem}.bin"
@@ -266,6 +273,8 @@ class NativeChunk:
 
         The tensors are views into the chunk's bytes (no copy per step).
         """
+        import torch
+
         manifest = self.manifest()
         try:
             data = bytearray(self.store.get(manifest["data"]))

@@ -26,9 +26,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trustops.capture.base import MODES, CapturedStep, check_mode, read_descriptor
 from trustops.capture.errors import (
@@ -39,6 +37,9 @@ from trustops.capture.errors import (
     LayerNotFoundError,
 )
 from trustops.capture.store import CaptureStore, open_store
+
+if TYPE_CHECKING:  # listing chunks needs no torch; reading their tensors does, and imports it then
+    import torch
 
 
 class Chunk(Protocol):
@@ -145,6 +146,8 @@ class CaptureReader(abc.ABC):
                 f"No {check_mode(mode)} steps{'' if after is None else f' after {after}'}"
                 f"{'' if not where else f' with {where}'} were captured at {self.store.uri}."
             )
+        import torch
+
         return torch.cat(parts)
 
     def last_pass(self, mode: str = "eval") -> dict[str, Any]:
@@ -343,6 +346,8 @@ class SmdebugReader(CaptureReader):
                     steps=chunk.steps,
                     key=chunk.key,
                 ) from e
+            import torch
+
             tensors[layer] = torch.from_numpy(value.copy())
         return CapturedStep(chunk.mode, chunk.mode_step, tensors, sidecar.get("meta", {}))
 

@@ -2,8 +2,11 @@
 
 Great Expectations 1.x is called directly (ZenML's integration pins GE below 1.0).
 The suite checks, on every split: the expected columns, numeric dtypes, no missing or
-infinite values, value ranges (fixed for known data such as digits, else learned from the
-training split), labels in the known set, class balance (KL divergence of the label mix
+infinite values, value ranges (fixed for known data such as digits, declared per column in
+``data.feature_ranges``, else learned per column from the training split: 99% of the rows
+within ``range_margin`` times the column's own span of it, and every row within 4 spans, so a
+z-scored column and a column in thousands are both judged on their own scale, and a skewed
+column's few legitimate outliers pass), labels in the known set, class balance (KL divergence of the label mix
 from the expected mix) and a minimum row count.
 """
 
@@ -22,15 +25,27 @@ logger = logging.getLogger(__name__)
 NUMERIC_TYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
 
 
+#: Learned per-column ranges (tables): every row within this many spans of the training span ...
+HARD_SPANS = 4.0
+#: ... and this share of the rows within ``range_margin`` spans of it.
+TYPICAL_SHARE = 0.99
+
+
 @dataclass(frozen=True)
 class ValidationRules:
-    """The thresholds of the suite; ``None`` ranges and classes are learned from the reference split."""
+    """The thresholds of the suite; ``None`` ranges and classes are learned from the reference split.
+
+    ``value_range`` is one range for every feature (pixels); ``feature_ranges`` declares some
+    columns' own ranges; the rest are learned per column, widened by ``range_margin`` x the span.
+    """
 
     value_range: tuple[float, float] | None = None
+    feature_ranges: Mapping[str, Sequence[float]] | None = None
     classes: Sequence[Any] | None = None
     min_rows: int = 100
     max_class_kl: float = 0.05
     range_margin: float = 0.0
+    per_column: bool = False  # learn ranges per column (tables), else one for all (pixels)
 
 
 @dataclass(frozen=True)
@@ -67,11 +82,27 @@ class ValidationReport:
 
 
 def learned_value_range(frame: pd.DataFrame, feature_columns: Sequence[str], margin: float) -> tuple[float, float]:
+    """One range spanning all of ``feature_columns``, widened by ``margin`` x its span."""
     values = frame[list(feature_columns)].to_numpy(dtype="float64")
     finite = values[np.isfinite(values)]
     low, high = float(finite.min()), float(finite.max())
     pad = margin * (high - low)
     return low - pad, high + pad
+
+
+def learned_column_ranges(frame: pd.DataFrame, feature_columns: Sequence[str], margin: float) -> dict[str, tuple[float, float]]:
+    """Each column's training span, widened by ``margin`` x that column's own span."""
+    ranges = {}
+    for column in feature_columns:
+        values = frame[column].to_numpy(dtype="float64")
+        finite = values[np.isfinite(values)]
+        if not len(finite):
+            ranges[column] = (-np.inf, np.inf)
+            continue
+        low, high = float(finite.min()), float(finite.max())
+        pad = margin * (high - low)
+        ranges[column] = (low - pad, high + pad)
+    return ranges
 
 
 def validate_frame(
@@ -86,15 +117,29 @@ def validate_frame(
     reference = frame[frame[split_column] == "train"]
     if reference.empty:
         reference = frame
-    low, high = rules.value_range or learned_value_range(reference, feature_columns, rules.range_margin)
+    typical: dict[str, tuple[float, float]] = {}
+    if rules.value_range:
+        ranges = {column: tuple(rules.value_range) for column in feature_columns}
+    elif rules.per_column:
+        # Two bounds: 99% of a column's rows within its span +- range_margin x span (a few legitimate
+        # outliers of a skewed column pass; a unit error or a sentinel on many rows does not), and
+        # every row within +- HARD_SPANS spans (one row off by 1000x fails).
+        ranges = learned_column_ranges(reference, feature_columns, HARD_SPANS)
+        typical = learned_column_ranges(reference, feature_columns, rules.range_margin)
+    else:
+        low, high = learned_value_range(reference, feature_columns, rules.range_margin)
+        ranges = {column: (low, high) for column in feature_columns}
+    if not rules.value_range:
+        ranges.update({c: (float(b[0]), float(b[1])) for c, b in (rules.feature_ranges or {}).items() if c in ranges})
+        typical = {c: bounds for c, bounds in typical.items() if c not in (rules.feature_ranges or {})}
     classes = list(rules.classes) if rules.classes is not None else sorted(reference[label_column].dropna().unique().tolist())
     label_counts = reference[label_column].value_counts()
     expected_mix = [float(label_counts.get(c, 0)) / max(1, len(reference)) for c in classes]
     if rules.classes is not None:
         expected_mix = [1.0 / len(classes)] * len(classes)
-    return run_suite(frame, feature_ranges={column: (low, high) for column in feature_columns}, label_column=label_column,
+    return run_suite(frame, feature_ranges=ranges, label_column=label_column,
                      split_column=split_column, classes=classes, expected_mix=expected_mix, min_rows=rules.min_rows,
-                     max_class_kl=rules.max_class_kl)
+                     max_class_kl=rules.max_class_kl, typical_ranges=typical)
 
 
 def run_suite(
@@ -107,9 +152,11 @@ def run_suite(
     expected_mix: Sequence[float],
     min_rows: int,
     max_class_kl: float,
+    typical_ranges: Mapping[str, tuple[float, float]] | None = None,
+    typical_share: float = TYPICAL_SHARE,
 ) -> ValidationReport:
     """The Great Expectations suite itself: columns, row count, per-feature dtype, no missing value and
-    range, labels not missing, in ``classes`` and mixed like ``expected_mix`` (KL at most ``max_class_kl``)."""
+    range (and, for ``typical_ranges``, a range that ``typical_share`` of the rows must meet), labels not missing, in ``classes`` and mixed like ``expected_mix`` (KL at most ``max_class_kl``)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -127,6 +174,10 @@ def run_suite(
         suite.add_expectation(expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
         suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    for column, (low, high) in (typical_ranges or {}).items():
+        suite.add_expectation(
+            expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, mostly=typical_share)
+        )
     suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=label_column))
     suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=list(classes)))
     suite.add_expectation(

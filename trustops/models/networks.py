@@ -1,4 +1,4 @@
-"""The classifier families: an MLP and a small CNN.
+"""The classifier families: an MLP, a small CNN and a tabular MLP.
 
 Both expose the same seams, which activation capture and the adversarial detector rely on:
 ``features`` (everything up to the representation), ``penultimate`` (the layer whose output
@@ -8,6 +8,7 @@ per-sample gradients for are used (Linear, Conv2d, GroupNorm; no BatchNorm).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from torch import nn
 from trustops.errors import ConfigError
 from trustops.models.activations import make_activation
 
-MODEL_FAMILIES = ("mlp", "cnn")
+MODEL_FAMILIES = ("mlp", "cnn", "tabular")
 
 
 class Standardize(nn.Module):
@@ -36,6 +37,67 @@ class Standardize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class TabularPreprocess(nn.Module):
+    """Per-column standardization and one-hot categories, fitted on the training split.
+
+    Takes raw rows, shape-(N, D), in the data's column order: numeric columns as they are,
+    categorical columns as integer codes into their training vocabulary (-1: a value the
+    training split never had, which becomes an all-zero one-hot block).  Returns
+    shape-(N, n_numeric + sum of the vocabulary sizes).  Everything is a buffer, so the
+    registered model carries its own preprocessing and every caller (serving, ``predict``,
+    capture, attacks) sends raw rows.  Gradients flow through the numeric columns only.
+
+    Parameters
+    ----------
+    center, scale
+        shape-(n_numeric,) ``(x - center) / scale`` per numeric column.
+    numeric_index, categorical_index
+        positions of the numeric and categorical columns in a row.
+    cardinalities
+        vocabulary size of each categorical column.
+    categories
+        the vocabularies themselves, by column name (metadata for callers; not used in ``forward``).
+    """
+
+    def __init__(
+        self,
+        center: Sequence[float],
+        scale: Sequence[float],
+        *,
+        numeric_index: Sequence[int],
+        categorical_index: Sequence[int] = (),
+        cardinalities: Sequence[int] = (),
+        categories: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__()
+        if not len(center) == len(scale) == len(numeric_index):
+            raise ConfigError(f"Need one center and scale per numeric column. Got {len(center)}, {len(scale)}, {len(numeric_index)}.")
+        if len(categorical_index) != len(cardinalities):
+            raise ConfigError("Need one vocabulary size per categorical column.")
+        if not all(float(s) > 0 for s in scale):
+            raise ConfigError(f"Column scales must be > 0. Got: {list(scale)}")
+        self.register_buffer("center", torch.tensor([float(c) for c in center], dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor([float(s) for s in scale], dtype=torch.float32))
+        self.register_buffer("numeric_index", torch.tensor(list(numeric_index), dtype=torch.long))
+        self.register_buffer("categorical_index", torch.tensor(list(categorical_index), dtype=torch.long))
+        self.cardinalities = [int(k) for k in cardinalities]
+        #: categorical column -> vocabulary (code = position), for callers turning raw values into codes
+        self.categories = {str(k): [str(v) for v in vocabulary] for k, vocabulary in (categories or {}).items()}
+
+    @property
+    def out_features(self) -> int:
+        return len(self.numeric_index) + sum(self.cardinalities)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(len(x), -1)
+        parts = [(x.index_select(1, self.numeric_index) - self.center) / self.scale]
+        for position, size in zip(self.categorical_index.tolist(), self.cardinalities):
+            codes = x[:, position].round().long()
+            known = (codes >= 0) & (codes < size)
+            parts.append(nn.functional.one_hot(codes.clamp(0, size - 1), size).to(x.dtype) * known.unsqueeze(1).to(x.dtype))
+        return torch.cat(parts, dim=1)
 
 
 class Classifier(nn.Module):
@@ -96,6 +158,15 @@ def build_cnn(
     return Classifier(nn.Sequential(*layers), penultimate, nn.Linear(widths[-1], n_classes))
 
 
+def build_tabular(
+    preprocess: TabularPreprocess, n_classes: int, *, hidden: Sequence[int], activation: str, beta: float
+) -> Classifier:
+    """An MLP over :class:`TabularPreprocess`'d rows; the preprocessing is the ``standardize`` seam."""
+    model = build_mlp((preprocess.out_features,), n_classes, hidden=hidden, activation=activation, beta=beta)
+    model.standardize = preprocess
+    return model
+
+
 def build_classifier(
     family: str,
     input_shape: Sequence[int],
@@ -105,8 +176,16 @@ def build_classifier(
     channels: Sequence[int] = (16, 32),
     activation: str = "relu",
     beta: float = 1.0,
+    preprocess: TabularPreprocess | None = None,
 ) -> Classifier:
-    """Build a classifier of the given family for inputs of ``input_shape`` (without the batch axis)."""
+    """Build a classifier of the given family for inputs of ``input_shape`` (without the batch axis).
+
+    ``tabular`` needs ``preprocess`` (fitted on the training split); its copy goes into the model.
+    """
+    if family == "tabular":
+        if preprocess is None:
+            raise ConfigError("model.family=tabular needs the per-column preprocessing fitted on the training split.")
+        return build_tabular(copy.deepcopy(preprocess), n_classes, hidden=hidden, activation=activation, beta=beta)
     if family == "mlp":
         return build_mlp(input_shape, n_classes, hidden=hidden, activation=activation, beta=beta)
     if family == "cnn":

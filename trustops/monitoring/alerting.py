@@ -16,19 +16,26 @@ per model.  The conditions are derived again from the checked batches on every a
 pass, never from chart state, so a pass repeated after a crash re-raises what it found.  The
 watermark moves last, after the alerts are in the durable outbox: a crash anywhere before
 repeats the pass, never skips a batch.
+
+A repeat records nothing twice: the pass is named by the watermark it starts from, the alert
+manager replays it from the conditions it started with (:meth:`AlertManager.begin_pass`), and
+every raise or clear gets an id derived from the pass, the condition and the capture step, so
+an alert the dead attempt already wrote to the outbox is not written again.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trustops.alerts import Alert, AlertManager, condition_key
+from trustops.alerts import Alert, AlertManager, change_id, condition_key
 from trustops.errors import TrustopsError
+from trustops.failpoints import failpoint
 from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS
 from trustops.monitoring.records import BatchScores, ChartedPoints, CheckedBatches, CollectedCaptures, MonitorScore, PassReport
 from trustops.monitoring.watermark import Watermark
@@ -118,7 +125,7 @@ def conditions(checked: CheckedBatches, model: RegisteredModel) -> Iterator[Cond
                 value=None if strongest is None else strongest.p_value,
                 kind=kind, severity=SEVERITY[kind], step=batch.step, first_step=batch.step,
                 captured_at=_served(batch), details=details,
-                headline=headline(kind, evidence, batch, model) if active else "",
+                headline=headline(kind, evidence, batch, model) if active else LABEL[kind],  # a recovery words its own
                 message=", ".join(f"{name} p={score.p_value}" for name, score in evidence.items())))
 
 
@@ -141,16 +148,28 @@ def send_alerts(
         mlflow_run_id=run_id,
         monitor_failures={**checked.fit_failures, **{k: v for b in checked.batches for k, v in b.failures.items()}},
     )
+    pass_token = pass_name(collected, state=state)
+    alerts.begin_pass(pass_token)
     for condition in conditions(checked, model_info):
         key = condition_key(condition.monitor, condition.metric, condition.rule, model_info.name)
-        summary = alerts.raise_or_clear(key, condition.active, lambda c=condition: Alert(
+        alert_id = change_id(pass_token, key, condition.active, condition.fields.get("step"))
+        summary = alerts.raise_or_clear(key, condition.active, lambda c=condition, i=alert_id: Alert(
             monitor=c.monitor, metric=c.metric, rule=c.rule, model_name=model_info.name,
-            model_version=str(model_info.version), mlflow_run_id=run_id, mlflow_run_url=run_url, **c.fields,
+            model_version=str(model_info.version), mlflow_run_id=run_id, mlflow_run_url=run_url, id=i, **c.fields,
         ))
         report.alerts.extend(alert.to_dict() for alert in summary.raised)
     report.pending_alerts = len(alerts.flush().pending)
+    failpoint("monitor.alert")  # the outbox and the condition state hold the pass; the watermark has not moved
     report.watermark = advance_watermark(collected, checked, state=state)
+    failpoint("monitor.watermark")
+    alerts.end_pass()
     return report
+
+
+def pass_name(collected: CollectedCaptures, *, state: Path) -> str:
+    """The pass, named by the watermark it starts from: a repeat after a crash has the same name, the next pass another."""
+    watermark = Watermark.load(state / "watermark.json", collected.capture_uri)
+    return json.dumps({**asdict(watermark), "after": collected.after}, sort_keys=True)
 
 
 def advance_watermark(collected: CollectedCaptures, checked: CheckedBatches, *, state: Path) -> int | None:

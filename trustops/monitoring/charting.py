@@ -18,6 +18,7 @@ import json
 import math
 from pathlib import Path
 
+from trustops.failpoints import failpoint
 from trustops.monitoring.records import ChartedPoints, ChartPoint, CheckedBatches
 from trustops.monitoring.watermark import read_state_file
 
@@ -69,6 +70,7 @@ def chart_batches(checked: CheckedBatches, *, state: Path, title_suffix: str) ->
     # every chart anyway.
     for name in sorted({point.chart for point in charted.points if point.signal}):
         charted.images.append(str(plot_p_value_chart(book.points[name], book.folder / f"{name}.png", title=f"{name} ({title_suffix})")))
+    failpoint("monitor.chart")  # chart states saved; no alert written yet
     return charted
 
 

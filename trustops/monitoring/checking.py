@@ -10,18 +10,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from trustops.failpoints import failpoint
 from trustops.monitoring.budget import STATISTICAL
 from trustops.monitoring.checks import (
     DEFAULT_FALSE_PAGE_BUDGET,
     SHIFT,
     VIEWS,
     Traffic,
-    check_batch,
     fit_monitors,
     input_table,
     page_levels,
 )
 from trustops.monitoring.collect import read_collected
+from trustops.monitoring.parallel import check_stream
 from trustops.monitoring.records import BatchScores, CheckedBatches, CollectedCaptures, HtmlReport, MonitorScore, UnreadableChunk
 from trustops.monitoring.reference import load_reference
 from trustops.progress import progress
@@ -47,12 +48,13 @@ def check_collected(
     ``drift_report``: Evidently's HTML drift report over the pass's most recent rows, when the
     pass found a distribution shift (``on_shift``), on every pass with batches, or never.
     """
+    failpoint("monitor.collect")  # collected (nothing written by collecting), nothing checked yet
     levels = page_levels(monitors, false_page_budget)
     checked = CheckedBatches(page_levels=levels, false_page_budget=false_page_budget)
-    if not collected.chunks:
-        return checked
-    with _one_thread():
-        _check(model, model_info, collected, checked, monitors=monitors, overrides=overrides, drift_report=drift_report)
+    if collected.chunks:
+        with _one_thread():
+            _check(model, model_info, collected, checked, monitors=monitors, overrides=overrides, drift_report=drift_report)
+    failpoint("monitor.check")
     return checked
 
 
@@ -74,12 +76,14 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
     fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
     recent_inputs: list[torch.Tensor] = []
     shifted = False
-    for item in progress(read_collected(collected), desc="monitor batches", total=len(collected.new_steps), unit="batch"):
-        if isinstance(item, UnreadableChunk):
-            checked.unreadable.append(item)
+    traffic_stream = (item if isinstance(item, UnreadableChunk) else Traffic(step=item, model=model, value_range=reference.value_range)
+                      for item in read_collected(collected))
+    checks = check_stream(fitted, traffic_stream, batches=len(collected.new_steps))
+    for traffic, check in progress(checks, desc="monitor batches", total=len(collected.new_steps), unit="batch"):
+        if isinstance(traffic, UnreadableChunk):
+            checked.unreadable.append(traffic)
             continue
-        traffic = Traffic(step=item, model=model, value_range=reference.value_range)
-        check = check_batch(fitted, traffic)
+        item = traffic.step
         batch = BatchScores(step=item.step, batch_size=len(item.tensors["penultimate"]), failures=check.failures,
                             captured_at=item.meta.get("captured_at"))
         for name, result in check.results.items():

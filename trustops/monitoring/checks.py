@@ -13,7 +13,8 @@ A monitor that raises does not stop the others: its failure is returned for aler
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,13 +162,28 @@ def fit_monitors(
     return fitted, failures
 
 
-def check_batch(monitors: dict[str, Monitor], traffic: Traffic) -> BatchCheck:
+def batch_views(monitors: Iterable[str], traffic: Traffic) -> dict[str, Any]:
+    """What each applicable monitor checks in this batch."""
+    return {name: VIEWS[name].batch(traffic) for name in monitors if VIEWS[name].applies(traffic)}
+
+
+def check_batch(monitors: dict[str, Monitor], step: int, views: dict[str, Any]) -> BatchCheck:
+    """Every monitor on its view of the batch at capture ``step``; a failing monitor does not stop the others.
+
+    Each monitor's resampling restarts from :func:`batch_seed`, so the batch's p-values do not
+    depend on the batches checked before it, nor on the process that checks it.
+    """
     results, failures = {}, {}
-    for name, monitor in monitors.items():
-        if not VIEWS[name].applies(traffic):
-            continue
+    for name, view in views.items():
+        monitor = monitors[name]
         try:
-            results[name] = monitor.check(VIEWS[name].batch(traffic))
+            monitor.reseed(batch_seed(name, step))
+            results[name] = monitor.check(view)
         except Exception as error:
             failures[name] = f"{type(error).__name__}: {error}"
-    return BatchCheck(step=traffic.step.step, results=results, failures=failures)
+    return BatchCheck(step=step, results=results, failures=failures)
+
+
+def batch_seed(monitor: str, step: int) -> int:
+    """The seed of ``monitor``'s resampling for the batch at capture ``step`` (independent streams per monitor)."""
+    return int(np.random.SeedSequence([step, zlib.crc32(monitor.encode())]).generate_state(1)[0])

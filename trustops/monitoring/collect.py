@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trustops.capture import CapturedStep, CorruptChunkError, open_capture
 from trustops.monitoring.records import ChunkRef, CollectedCaptures, UnreadableChunk
+from trustops.monitoring.repair import check_state
 from trustops.monitoring.watermark import Watermark
 
 
@@ -21,6 +22,7 @@ def collect_new_captures(capture_uri: str, state: Path) -> CollectedCaptures:
     below any step another process reserved and has not committed yet: once the watermark
     moved past such a step, no later pass would look at it.
     """
+    check_state(state)  # a damaged state file stops the pass here, before any work
     watermark = Watermark.load(state / "watermark.json", capture_uri)
     reader = open_capture(capture_uri)
     horizon = reader.committed_horizon("predict", after=watermark.last_step)

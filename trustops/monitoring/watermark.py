@@ -39,9 +39,9 @@ def read_state_file(path: Path) -> dict:
         return values
     except (ValueError, UnicodeDecodeError) as error:
         raise DamagedStateFile(
-            f"The monitor state file {path} is damaged ({error}); nothing was changed. Move it aside "
-            f"(mv {path} {path}.damaged) and run again: a watermark starts the capture store over (batches are "
-            "checked again), a chart starts a new picture."
+            f"The monitor state file {path} is damaged ({error}); nothing was changed. Run `trustops monitor "
+            f"--repair`, or move it aside yourself (mv {path} {path}.damaged) and run again: a watermark starts the "
+            "capture store over (batches are checked again), a chart starts a new picture."
         ) from None
 
 
@@ -61,8 +61,9 @@ class Watermark:
         try:
             return cls(**values)
         except TypeError as error:
-            raise DamagedStateFile(f"The monitor state file {path} is damaged ({error}); nothing was changed. Move it "
-                                   f"aside (mv {path} {path}.damaged) and run again.") from None
+            raise DamagedStateFile(f"The monitor state file {path} is damaged ({error}); nothing was changed. Run "
+                                   f"`trustops monitor --repair`, or move it aside (mv {path} {path}.damaged) and run "
+                                   "again.") from None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def run_adversarial(settings: AdversarialSettings) -> AdversarialRunSummary:
     from pipelines.adversarial import adversarial_pipeline
 
     run_name = f"detect-{found.name}-v{found.version}-eps{settings.attack.epsilon:g}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    parameters: dict[str, Any] = {**settings.to_dict(), "model_version": str(found.version)}
+    parameters: dict[str, Any] = {**settings.to_dict(), "model_name": found.name, "model_version": str(found.version)}
     pipeline_run = run_tracked_pipeline(
         adversarial_pipeline, run_name=run_name, experiment_name=settings.experiment_name, root=root, settings=parameters
     )

@@ -18,6 +18,7 @@ from trustops.errors import ConfigError
 from trustops.paths import default_tracking_uri, project_root, state_dir
 
 if TYPE_CHECKING:  # MLflow and pydantic load only when a pass runs
+    from trustops.model_index import IndexedVersion
     from trustops.monitoring.records import PassReport
     from trustops.registry import RegisteredModel
 
@@ -36,7 +37,7 @@ def default_monitor_names() -> list[str]:
     return list(DEFAULT_MONITORS)
 
 
-def monitor_state(root: Path, model: RegisteredModel, traffic: str = "production") -> Path:
+def monitor_state(root: Path, model: RegisteredModel | IndexedVersion, traffic: str = "production") -> Path:
     """Per version and traffic: a new version has its own capture store, reference, charts and watermark.
 
     ``traffic`` other than ``production`` (e.g. the main job's ``demo-stream``) keeps its own
@@ -83,6 +84,12 @@ def run_monitor(
     from trustops.monitoring.watermark import exclusive_run
 
     root = project_root()
+    if (quiet := _nothing_new(model_name, model_version, root, traffic, capture_uri)) is not None:
+        return quiet, None
+    from trustops.lifecycle import reconcile_abandoned_runs
+
+    # A pass with work is the "next command" after a killed one: end the runs nobody owns any more.
+    reconcile_abandoned_runs(default_tracking_uri(root), root=root)
     found = resolve_monitored_model(model_name, model_version, root)
     state = monitor_state(root, found, traffic)
     capture = capture_uri or found.capture_uri
@@ -104,6 +111,42 @@ def run_monitor(
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
+
+
+def _nothing_new(model_name: str, model_version: str, root: Path, traffic: str, capture_uri: str | None) -> PassReport | None:
+    """The no-op pass of a scheduled monitor, without importing MLflow or torch; ``None`` when there is work or doubt.
+
+    A pass with nothing new costs only its start-up, paid every few minutes all day: the model's
+    capture store comes from the registry's tables directly (:mod:`trustops.model_index`), and
+    listing a capture needs no torch.  Whenever anything is uncertain the full path decides.
+    """
+    from trustops.model_index import peek_model_version
+    from trustops.monitoring.collect import collect_new_captures
+    from trustops.monitoring.records import PassReport
+    from trustops.monitoring.watermark import exclusive_run
+
+    indexed = peek_model_version(default_tracking_uri(root), model_name, model_version)
+    capture = capture_uri or (indexed.capture_uri if indexed else None)
+    if indexed is None or capture is None:
+        return None
+    state = monitor_state(root, indexed, traffic)
+    with exclusive_run(state / "run.lock"):
+        if collect_new_captures(capture, state).chunks:
+            return None
+        report = PassReport()
+        report.pending_alerts = deliver_pending_alerts(state)
+        return report
+
+
+def repair_monitor_state(model_name: str, model_version: str = "latest", traffic: str = "production") -> list[str]:
+    """Move the model's damaged monitor state files aside (under its lock); one line per file repaired."""
+    from trustops.monitoring.repair import repair_state
+    from trustops.monitoring.watermark import exclusive_run
+
+    root = project_root()
+    state = monitor_state(root, resolve_monitored_model(model_name, model_version, root), traffic)
+    with exclusive_run(state / "run.lock"):
+        return repair_state(state)
 
 
 def deliver_pending_alerts(state: Path) -> int:

@@ -34,7 +34,21 @@ def check_training_inputs(settings: TrainSettings, root: Path | None = None) -> 
         raise DataError(
             f"Label column {settings.data.label_column!r} is not in {path} (columns: {shown}). Set data.label_column=<name>."
         )
+    check_table_contents(settings, path)
     return path
+
+
+def check_table_contents(settings: TrainSettings, path: Path) -> None:
+    """Read and check the whole table now (bad values, rare labels, ID columns: see ``trustops.data.loading``),
+    so a bad table fails with its one-line message before any run exists; and a DP tabular model has
+    public bounds for every numeric column."""
+    from trustops.data.loading import load_configured
+
+    frame, info = load_configured(path, settings.data)
+    if settings.model.family == "tabular" and settings.dp.enabled:
+        from trustops.training.preprocessing import require_public_ranges
+
+        require_public_ranges([c for c in info.feature_columns if c not in info.categories], settings.data.feature_ranges)
 
 
 def read_table_header(path: Path) -> list[str]:

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustops.lifecycle import mark_version_ready, reconcile_abandoned_runs
 from trustops.paths import default_tracking_uri, project_root, state_dir
 from trustops.runs.preflight import check_training_inputs
 from trustops.settings import TrainSettings
@@ -39,7 +40,7 @@ def default_run_name(settings: TrainSettings) -> str:
     )
     activation = settings.model.activation + (f"{settings.model.beta:g}" if settings.model.activation == "smelu" else "")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"train-{settings.model.family}-{activation}-{privacy}-{stamp}-{uuid.uuid4().hex[:4]}"
+    return f"train-{settings.data.name}-{settings.model.family}-{activation}-{privacy}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
 def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: str | None = None) -> TrainingRunSummary:
@@ -59,6 +60,7 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
             capture = dataclasses.replace(settings.capture, uri=str(state_dir(root) / "captures" / run_name))
         settings = dataclasses.replace(settings, capture=capture)
     check_run_stores(settings, tracking_uri, root)
+    reconcile_abandoned_runs(tracking_uri, root=root)  # runs a killed trustops left RUNNING end as KILLED
     run_tags = {**comparison_tags(settings), "trustops_job": "train", **({"sweep_point": sweep_point} if sweep_point else {})}
     pipeline_run = run_tracked_pipeline(
         training_pipeline, run_name=run_name, experiment_name=settings.tracking.experiment_name, root=root,
@@ -66,11 +68,14 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     )
     registration = pipeline_run.steps["register_model"].outputs["registration"][0].load()
     if registration.get("version"):
-        # The tag every trustops run uses for the model it made or used (see trustops.compare).
         from mlflow.tracking import MlflowClient
 
+        client = MlflowClient(tracking_uri, tracking_uri)
+        # The tag every trustops run uses for the model it made or used (see trustops.compare).
         model_version = f"{registration['registered_model']}/{registration['version']}"
-        MlflowClient(tracking_uri).set_tag(registration["run_id"], "model_version", model_version)
+        client.set_tag(registration["run_id"], "model_version", model_version)
+        # Last: the pipeline returned, so its run FINISHED; only now may `latest` and aliases pick it.
+        mark_version_ready(client, registration["registered_model"], registration["version"])
     return TrainingRunSummary(
         run_name=run_name,
         mlflow_run_id=registration["run_id"],

@@ -19,20 +19,31 @@ def run_tracked_pipeline(pipeline: Any, *, run_name: str, experiment_name: str, 
     """Run ``pipeline`` with its steps tracked in MLflow experiment ``experiment_name``.
 
     Returns the finished pipeline run (with its steps' outputs).  A failed step's own error
-    is raised, not ZenML's generic one.
+    is raised, not ZenML's generic one.  The MLflow run carries this process as its owner
+    (:func:`trustops.lifecycle.owner_tags`); SIGTERM or Ctrl-C ends it as KILLED and stops the
+    ZenML run before the interrupt goes on up.
     """
     from zenml.client import Client
+    from zenml.enums import StackComponentType
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
+
+    from trustops.lifecycle import end_interrupted_run, owner_tags
 
     tracking_uri = default_tracking_uri(root)
     ensure_experiment(experiment_name, tracking_uri, root)
     tracker = ensure_stack(tracking_uri, root)
+    # Owner tags only when the steps run in this process: a remote orchestrator's steps outlive it.
+    in_process = Client().active_stack_model.components[StackComponentType.ORCHESTRATOR][0].flavor_name == "local"
     configured = pipeline.with_options(
         run_name=run_name,
-        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=experiment_name)},
+        settings={"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=experiment_name,
+                                                                        tags=owner_tags() if in_process else {})},
     )
     try:
         finished = configured(tracker=tracker, **parameters)
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM as trustops.errors.Terminated
+        end_interrupted_run(run_name, experiment_name, tracking_uri, root=root)
+        raise
     except Exception as error:
         raise _explain_failure(error, run_name) from error
     return Client().get_pipeline_run(finished.id)

@@ -8,15 +8,21 @@ capture store; the returned table says which step holds each row (``capture_step
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from trustops.errors import ConfigError, DataError
 
-__all__ = ["add_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "read_labels", "run_predict", "score_inputs"]
+__all__ = [
+    "add_predict_arguments", "check_predict_arguments", "parse_model_spec", "predict_file", "read_inputs", "read_labels",
+    "run_predict", "score_inputs",
+]
 
 INPUT_FORMATS = (".csv", ".parquet", ".pq", ".npz")
+OUTPUT_FORMATS = (".csv", ".parquet", ".pq")
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -54,8 +60,13 @@ def read_labels(path: str | Path, label_column: str | None, classes: list) -> np
     return labels.map(index).to_numpy(dtype=np.int64)
 
 
-def read_inputs(path: str | Path, feature_columns: list[str], input_shape: tuple[int, ...]) -> np.ndarray:
-    """shape-(N, *input_shape) float32 inputs from a CSV/Parquet table or an ``.npz`` of ``images``."""
+def read_inputs(
+    path: str | Path, feature_columns: list[str], input_shape: tuple[int, ...], categories: dict[str, list[str]] | None = None
+) -> np.ndarray:
+    """shape-(N, *input_shape) float32 inputs from a CSV/Parquet table or an ``.npz`` of ``images``.
+
+    ``categories`` (a tabular model's vocabularies) turns categorical values into codes.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in INPUT_FORMATS:
@@ -76,7 +87,12 @@ def read_inputs(path: str | Path, feature_columns: list[str], input_shape: tuple
                 raise DataError(
                     f"{path} lacks {len(missing)} of the model's {len(feature_columns)} feature columns: {shown}."
                 )
-            values = frame[feature_columns].to_numpy(dtype=np.float32)
+            if categories:
+                from trustops.training.tensors import encode_rows
+
+                values = encode_rows(frame, feature_columns, categories)
+            else:
+                values = frame[feature_columns].to_numpy(dtype=np.float32)
     except DataError:
         raise
     except Exception as error:  # pandas, pyarrow and numpy each raise their own types for a bad file
@@ -143,7 +159,7 @@ def predict_file(
         )
     wrapper.capture_uri_override = capture_uri
     config = wrapper.config
-    inputs = read_inputs(path, list(config["feature_columns"]), tuple(config["input_shape"]))
+    inputs = read_inputs(path, list(config["feature_columns"]), tuple(config["input_shape"]), wrapper.categories)
     classes = list(config.get("classes") or [])
     labels = read_labels(path, found.training.data.label_column, classes) if classes else None
     table = score_inputs(wrapper, inputs, labels, batch_size=batch_size)
@@ -188,9 +204,52 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     return parser
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """``trustops predict``: score a file, write or print the predictions, return the exit code."""
+def check_predict_arguments(args: argparse.Namespace) -> tuple[str, str]:
+    """Refuse every bad ``trustops predict`` argument before a model is loaded or a batch scored and captured.
+
+    Returns the model's (name, version).  What only the model can tell (its feature columns,
+    its classes) is checked when the inputs are read, still before the first batch.
+    """
     name, version = parse_model_spec(args.model)
+    batch_size = getattr(args, "batch_size", 256)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a whole number >= 1. Got: {batch_size!r}")
+    source = Path(args.input)
+    if source.suffix.lower() not in INPUT_FORMATS:
+        raise DataError(f"Cannot score {source}: the input must be one of {', '.join(INPUT_FORMATS)}. "
+                        f"Got: {source.suffix or '(no extension)'}")
+    if not source.is_file():
+        raise DataError(f"Input file not found: {source}")
+    capture_uri = getattr(args, "capture_uri", None)
+    if capture_uri is not None and capture_uri != "off":
+        from trustops.capture.store import parse_capture_uri
+
+        try:
+            parse_capture_uri(capture_uri)
+        except ValueError as error:
+            raise ConfigError(f"--capture-uri: {error}") from None
+    output = getattr(args, "output", None)
+    if output:
+        out = Path(output)
+        if out.suffix.lower() not in OUTPUT_FORMATS:
+            raise ConfigError(f"--output must end in .csv or .parquet. Got: {output}")
+        if out.is_dir():
+            raise ConfigError(f"--output names a folder, not a file: {output}")
+        folder = next((parent for parent in out.parents if parent.exists()), Path("."))
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"--output cannot be written: {folder} is not a writable folder. Got: {output}")
+        if out.resolve() == source.resolve():
+            raise ConfigError(f"--output would overwrite the input {source}; name another file.")
+    return name, version
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``trustops predict``: score a file, write or print the predictions, return the exit code.
+
+    Every argument is checked first (:func:`check_predict_arguments`): a bad one costs no
+    scoring and leaves nothing in the capture store.
+    """
+    name, version = check_predict_arguments(args)
     table = predict_file(
         name, version, args.input, capture_uri=getattr(args, "capture_uri", None),
         batch_size=getattr(args, "batch_size", 256),
@@ -198,8 +257,6 @@ def run_predict(args: argparse.Namespace) -> int:
     output = getattr(args, "output", None)
     if output:
         out = Path(output)
-        if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-            raise ConfigError(f"--output must end in .csv or .parquet. Got: {output}")
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False) if out.suffix.lower() == ".csv" else table.to_parquet(out, index=False)
         print(f"{len(table)} predictions from {table.attrs['model']} written to {out}")

@@ -20,7 +20,8 @@ Configuration (``model_config``, overridable at load time or by the environment)
                        ``off`` / an empty value (either place) turns capture off
 ``capture_backend``    ``native`` (default) or ``smdebug``
 ``input_shape``        the model's input shape without the batch axis, e.g. ``[64]``
-``feature_columns``    the training feature columns (DataFrame input is read by name)
+``feature_columns``    the training feature columns (DataFrame input is read by name; a
+                       table that names some of them but lacks others is refused)
 ``classes``            the class labels, in output order
 ``flush_interval``     seconds a captured step may wait before it is written (0.5)
 ``torch_threads``      intra-op threads for a forward pass (1); ``TRUSTOPS_TORCH_THREADS``
@@ -99,8 +100,10 @@ def _intra_op_threads(threads: int):
 class CapturingClassifier(mlflow.pyfunc.PythonModel):
     """A classifier that answers with class probabilities and captures each request.
 
-    ``predict`` takes shape-(N, *input_shape) numbers (an array, nested lists, or a DataFrame
-    holding the feature columns) and returns shape-(N, n_classes) float32 class
+    ``predict`` takes shape-(N, *input_shape) raw rows (an array, nested lists, or a DataFrame
+    holding the feature columns; a tabular model's categorical columns hold their category values
+    in a DataFrame or a string/object array, turned into codes with the vocabulary the model
+    carries, and codes in a numeric array) and returns shape-(N, n_classes) float32 class
     probabilities (softmax of the logits; the logits themselves are captured as ``outputs``).
     Each call is one forward pass, so one PREDICT step; :attr:`last_step` is its number
     (``None`` when that request was not captured).
@@ -197,14 +200,37 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
                     self._record_failure("close", error)
 
     # -- inference -----------------------------------------------------------------------
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Categorical column -> training vocabulary, from the model's own preprocessing (empty if none)."""
+        return dict(getattr(getattr(self.model, "standardize", None), "categories", None) or {})
+
     def _as_tensor(self, model_input: Any) -> torch.Tensor:
-        if isinstance(model_input, pd.DataFrame):
-            columns = self.config.get("feature_columns")
-            if columns and set(columns) <= set(model_input.columns):
-                model_input = model_input[list(columns)]
-            model_input = model_input.to_numpy()
-        elif isinstance(model_input, Mapping):  # a named tensor input: take the single one
+        columns = list(self.config.get("feature_columns") or [])
+        categories = self.categories
+        if isinstance(model_input, Mapping) and not isinstance(model_input, pd.DataFrame):  # a named tensor input
             (model_input,) = model_input.values()
+        if categories and not isinstance(model_input, pd.DataFrame) and np.asarray(model_input).dtype.kind in "OUS":
+            # Rows holding category names: a table in the training column order.  (Numeric arrays
+            # are the model's own input, categorical columns already as codes.)
+            model_input = pd.DataFrame(np.asarray(model_input, dtype=object).reshape(len(model_input), -1), columns=columns)
+        if isinstance(model_input, pd.DataFrame):
+            named = [c for c in columns if c in model_input.columns]
+            if columns and named and len(named) < len(columns):
+                from trustops.errors import DataError
+
+                missing = [c for c in columns if c not in model_input.columns]
+                raise DataError(f"The input lacks {len(missing)} of the model's feature columns: {', '.join(map(repr, missing[:5]))}"
+                                f"{' ...' if len(missing) > 5 else ''}.")
+            if named:
+                model_input = model_input[columns]
+            raw = bool(named) or any(not pd.api.types.is_numeric_dtype(t) for t in model_input.dtypes)
+            if categories and raw:  # a table of raw values; an unnamed numeric one holds codes already
+                from trustops.training.tensors import encode_rows
+
+                model_input = encode_rows(model_input if named else model_input.set_axis(columns, axis=1), columns, categories)
+            else:
+                model_input = model_input.to_numpy()
         values = np.asarray(model_input, dtype=np.float32)
         shape = tuple(self.config.get("input_shape") or values.shape[1:])
         try:

@@ -17,6 +17,21 @@ def features_tensor(frame: pd.DataFrame, feature_columns: Sequence[str], input_s
     return torch.from_numpy(values).reshape(len(frame), *input_shape)
 
 
+def encode_rows(frame: pd.DataFrame, feature_columns: Sequence[str], categories: dict[str, Sequence[str]]) -> np.ndarray:
+    """shape-(N, D) float32 raw rows: numeric columns as they are, categorical ones as codes into their vocabulary.
+
+    ``categories`` maps a column to its training vocabulary (values compared as strings); a value
+    outside it is -1, which the model's one-hot layer turns into an all-zero block.
+    """
+    from trustops.data.loading import category_codes
+
+    rows = frame[list(feature_columns)].copy()
+    for column, vocabulary in categories.items():
+        if column in rows.columns:
+            rows[column] = category_codes(rows[column], list(vocabulary))
+    return rows.to_numpy(dtype=np.float32)
+
+
 def label_indices(labels: pd.Series, classes: Sequence[Any]) -> torch.Tensor:
     """Class labels to indices into ``classes``; labels outside ``classes`` map to -1."""
     position = {label: index for index, label in enumerate(classes)}

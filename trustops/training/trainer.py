@@ -15,9 +15,10 @@ from torch.utils.data import DataLoader
 
 from trustops.data.loading import DatasetInfo
 from trustops.errors import DataError
-from trustops.models.networks import Classifier, build_classifier
+from trustops.models.networks import Classifier, TabularPreprocess, build_classifier
 from trustops.settings import TrainSettings
 from trustops.training.lightning_module import ClassifierModule
+from trustops.training.preprocessing import fit_preprocess
 from trustops.training.privacy import make_private, unwrap
 from trustops.training.tensors import split_dataset
 
@@ -95,7 +96,7 @@ class _EpochProgress(L.Callback):
             self.bar = None
 
 
-def _build(settings: TrainSettings, info: DatasetInfo) -> Classifier:
+def _build(settings: TrainSettings, info: DatasetInfo, preprocess: TabularPreprocess | None = None) -> Classifier:
     return build_classifier(
         settings.model.family,
         info.input_shape,
@@ -104,6 +105,17 @@ def _build(settings: TrainSettings, info: DatasetInfo) -> Classifier:
         channels=settings.model.channels,
         activation=settings.model.activation,
         beta=settings.model.beta,
+        preprocess=preprocess,
+    )
+
+
+def fit_input_preprocess(frame: pd.DataFrame, info: DatasetInfo, settings: TrainSettings) -> TabularPreprocess | None:
+    """The tabular family's per-column preprocessing, fitted on the ``train`` rows (``None`` for other families)."""
+    if settings.model.family != "tabular":
+        return None
+    return fit_preprocess(
+        frame[frame[info.split_column] == "train"], info.feature_columns, categories=info.categories,
+        feature_ranges=settings.data.feature_ranges, private=settings.dp.enabled,
     )
 
 
@@ -114,7 +126,8 @@ def _fresh_copy(trained: nn.Module, settings: TrainSettings, info: DatasetInfo) 
     buffers; any later backward pass (a PGD attack) would trip over them, and pickling
     would carry them into the registry.
     """
-    clean = _build(settings, info)
+    preprocess = trained.standardize if isinstance(trained.standardize, TabularPreprocess) else None
+    clean = _build(settings, info, preprocess)
     clean.load_state_dict(trained.state_dict())
     return clean.eval()
 
@@ -150,8 +163,10 @@ def train_classifier(
     if len(train_set) == 0 or len(val_set) == 0:
         raise DataError(f"Training needs non-empty train and val splits. Got sizes {info.split_sizes}.")
 
-    model = _build(settings, info)
-    model.set_input_statistics(float(train_set.tensors[0].mean()), float(train_set.tensors[0].std().clamp_min(1e-6)))
+    preprocess = fit_input_preprocess(frame, info, settings)
+    model = _build(settings, info, preprocess)
+    if preprocess is None:  # images: one mean and std for all pixels, as they share one scale
+        model.set_input_statistics(float(train_set.tensors[0].mean()), float(train_set.tensors[0].std().clamp_min(1e-6)))
     optimizer = build_optimizer(model, settings)
     data_order_seed = seed if settings.trainer.data_order_seed is None else settings.trainer.data_order_seed
     loader_generator = torch.Generator().manual_seed(data_order_seed)
