@@ -176,6 +176,7 @@ def test_promote_refuses_an_unfinished_version_and_aliases_resolve_only_ready_on
     from trustops.registry import resolve_registered_model
 
     monkeypatch.setenv("TRUSTOPS_PROJECT_ROOT", str(scenario.project.root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", scenario.project.tracking_uri)  # not a store an earlier test pointed at
     killed_run = scenario.runs()[scenario.killed["train.register"].pid]
     (pending,) = [n for n, v in scenario.versions().items() if v.run_id == killed_run.info.run_id]
     with pytest.raises(ConfigError, match=rf"version {pending} comes from a training run that did not finish \(run "

@@ -74,8 +74,8 @@ def test_alarm_agrees_with_score_threshold_and_p_value(reference, batch_rows, sh
     ).fit(reference)
     try:
         result = monitor.check(batch)
-    except MonitorInputError as error:  # features with (almost) no spread in the reference blow up the scaling
-        assert "reference standard deviations" in str(error)
+    except MonitorInputError as error:  # no spread to scale by, or no distinct rows to set a bandwidth from
+        assert "reference standard deviations" in str(error) or "rows are all equal" in str(error)
         return
     p = result.details["p_value"]
     assert 0 < p <= 1

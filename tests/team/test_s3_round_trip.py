@@ -54,7 +54,7 @@ def test_data_artifacts_and_captures_round_trip_through_the_bucket(s3_project, s
     md5 = file_md5(data)
 
     # DVC: the data goes to <prefix>/dvc and comes back.
-    committed = dvc(project, "commit", "--force")  # the exported data is the `prepare` stage's output in dvc.lock
+    committed = dvc(project, "commit", "--force", "prepare")  # the exported data is the `prepare` stage's output in dvc.lock
     assert committed.returncode == 0, committed.stderr
     pushed = dvc(project, "push")
     assert pushed.returncode == 0, pushed.stderr
