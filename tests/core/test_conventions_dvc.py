@@ -91,7 +91,6 @@ def test_metrics_and_curves_of_a_run():
                     {"epoch": 1, "dp_epsilon": 2.97, "train_loss": 0.7, "val_accuracy": 0.9}]  # fmt: skip
 
 
-@pytest.mark.skipif(not Path(DVC).exists(), reason="needs the dvc CLI")
 def test_dvc_metrics_show_reads_the_reports(tmp_path):
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
@@ -115,7 +114,6 @@ def test_dvc_metrics_show_reads_the_reports(tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(DVC).exists() or shutil.which("git") is None, reason="needs the dvc CLI and git")
 def test_dvc_exp_run_trains_and_dvc_metrics_diff_shows_accuracy_and_epsilon(tmp_path):
     """`dvc exp run -S ...` in a fresh project: a real (two-epoch) training run, recorded in MLflow and DVC."""
     root = tmp_path / "project"

@@ -19,7 +19,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
 def uv_commands(*make_args: str) -> list[list[str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
 
 from trustops.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, config_params, ensure_experiment, source_tags
 
@@ -32,7 +31,6 @@ def git(root, *args):
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True)
 
 
-@pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0, reason="needs git")
 def test_source_tags_are_mlflows_own(tmp_path):
     assert source_tags(tmp_path, entry_point="trustops train") == {"mlflow.source.type": "LOCAL", "mlflow.source.name": "trustops train"}
 
