@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipelines.conftest import Project
-from trustops.data.digits import export_digits
+from tests.pipelines.conftest import Project, project  # noqa: F401  (the same fresh project per module)
 
 TRUSTOPS = str(Path(sys.executable).parent / "trustops")
 
@@ -123,12 +122,3 @@ def failpoint_processes():
     yield start
     for process in started:
         process.cleanup()
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    """A fresh trustops project (digits data, empty stores) per test module."""
-    root = tmp_path_factory.mktemp("faults")
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    export_digits(root / "data" / "digits.parquet")
-    return Project(root)
