@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import yaml
@@ -30,17 +29,3 @@ def dvc_lock_hashes(root: Path) -> dict[str, str]:
             if "md5" in out:
                 hashes[str((root / out["path"]).resolve())] = out["md5"]
     return hashes
-
-
-def git_commit(root: Path) -> str:
-    """The checked-out commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}-dirty" if dirty else commit
