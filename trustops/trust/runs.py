@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from trustops.errors import ConfigError, DataError
+from trustops.lifecycle import owner_tags
 
 ROBUSTNESS_COLUMNS = ("variant", "activation", "beta", "dp", "epsilon", "clean_accuracy", "adversarial_accuracy", "attack_success_rate")
 REPRODUCIBILITY_COLUMNS = ("variant", "pairs", "relative_pd_mean", "relative_pd_std", "tv_pd_mean", "tv_pd_std", "accuracy_mean")
@@ -161,16 +162,13 @@ def _data_path(data) -> Path:
 
 
 def _load_data(data) -> tuple[pd.DataFrame, Any]:
-    from trustops.data.loading import load_dataset
+    from trustops.data.loading import load_configured
 
     path = _data_path(data)
     key = (str(path), json.dumps(dataclasses.asdict(data), sort_keys=True, default=str))
     if key not in _DATA:
-        _DATA[key] = load_dataset(
-            path, fmt=data.format, label_column=data.label_column, split_column=data.split_column,
-            feature_columns=data.feature_columns, image_shape=data.image_shape, val_fraction=data.val_fraction,
-            test_fraction=data.test_fraction, split_seed=data.split_seed,
-        )  # fmt: skip
+        # Every data option (classes, categorical and dropped columns) as `trustops train` reads them.
+        _DATA[key] = load_configured(path, data)
     return _DATA[key]
 
 
@@ -291,7 +289,7 @@ def _robustness_task(cfg: Any, *, sweep_id: str) -> dict[str, Any]:
         "trustops_job": "robustness", "activation": variant.activation, "dp": str(variant.dp).lower(),
         "data_hash": info.data_hash, "trustops_sweep": sweep_id, "sweep_point": _sweep_point(),
     }  # fmt: skip
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=owner_tags()) as run:
         log_batch(params=params, metrics=values, tags=tags)
         mlflow.log_text(_resolved_yaml(cfg), "config/resolved.yaml")
     return {
@@ -350,7 +348,7 @@ def _robustness_summary(outcome: StudyOutcome, sweep_id: str) -> str:
     sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
     sweep_config.variant = list(dict.fromkeys(table["variant"]))
     sweep_config.epsilon = sorted(set(table["epsilon"]))
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"robustness-summary-{_stamp()}") as run, \
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"robustness-summary-{_stamp()}", tags=owner_tags()) as run, \
             tempfile.TemporaryDirectory() as folder:  # fmt: skip
         csv = Path(folder) / "robustness.csv"
         table.to_csv(csv, index=False)
@@ -409,7 +407,7 @@ def _reproducibility_task(cfg: Any, *, sweep_id: str) -> dict[str, Any]:
         "trustops_job": "reproducibility", "activation": point.activation, "dp": str(base.dp.enabled).lower(),
         "data_hash": info.data_hash, "trustops_sweep": sweep_id, "sweep_point": _sweep_point(),
     }  # fmt: skip
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-{point.variant_name}-{_stamp()}") as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-{point.variant_name}-{_stamp()}", tags=owner_tags()) as run:
         log_batch(params=params, metrics=values, tags=tags)
         for pair in pairs:  # per pair, at the pair index as the step, to see the spread in the UI
             log_batch(metrics={"pair_relative_pd": pair.relative_pd, "pair_tv_pd": pair.total_variation_pd,
@@ -486,7 +484,7 @@ def _reproducibility_summary(outcome: StudyOutcome, sweep_id: str) -> str:
     experiment_id = _experiment_id(rows[0]["experiment_name"])
     sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
     sweep_config.variant = [str(v) for v in table["variant"]]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-summary-{_stamp()}") as run, \
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-summary-{_stamp()}", tags=owner_tags()) as run, \
             tempfile.TemporaryDirectory() as folder:  # fmt: skip
         csv = Path(folder) / "reproducibility.csv"
         table.to_csv(csv, index=False)
