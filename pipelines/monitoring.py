@@ -1,4 +1,10 @@
-"""load_registered_model -> collect -> check -> chart -> alert: one monitor run, on one MLflow run."""
+"""resolve_registered_version -> collect -> check -> chart -> alert: one monitor pass, on one MLflow run.
+
+The model is passed by reference (its registry URI in ``model_info``), never as a ZenML artifact.
+
+The pass's run is a child of the model version's long-lived monitoring run, found (or created)
+by the collect step; the chart step logs the control charts into that run.
+"""
 
 from zenml import pipeline
 
@@ -6,7 +12,7 @@ from steps.monitoring.chart_metrics import chart_metrics
 from steps.monitoring.check_captures import check_captures
 from steps.monitoring.collect_captures import collect_captures
 from steps.monitoring.send_alerts import send_alerts
-from steps.registry.load_registered_model import load_registered_model
+from steps.registry.load_registered_model import resolve_registered_version
 
 
 @pipeline(enable_cache=False)
@@ -20,14 +26,16 @@ def monitoring_pipeline(
     drift_report: str = "on_shift",
     permutations: int | None = None,
     capture_uri: str | None = None,
+    traffic: str = "production",
 ) -> None:
     def tracked(step):
         return step.with_options(experiment_tracker=tracker)
 
-    model, model_info = tracked(load_registered_model)(model_name=model_name, model_version=model_version)
-    collected = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri)
-    checked = tracked(check_captures)(model=model, model_info=model_info, collected=collected, monitors=monitors, state=state,
+    model_info = tracked(resolve_registered_version)(model_name=model_name, model_version=model_version)
+    collected, monitoring_run_id = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri,
+                                                             traffic=traffic)
+    checked = tracked(check_captures)(model_info=model_info, collected=collected, monitors=monitors, state=state,
                                       false_page_budget=false_page_budget, drift_report=drift_report,
                                       permutations=permutations)
-    charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state)
+    charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state, monitoring_run_id=monitoring_run_id)
     tracked(send_alerts)(collected=collected, checked=checked, charted=charted, model_info=model_info, state=state)

@@ -32,6 +32,8 @@ class _DropKnownNoise(logging.Filter):
         "GPU available:",
         "TPU available:",
         "litlogger",
+        # trustops deletes the DAG itself (trustops schedule --zenml --delete), so this is not so.
+        "Orchestrator does not support schedule deletion",
     )
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -159,12 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="first move damaged state files aside (NAME.damaged-TIME) and start them afresh")
 
     schedule = commands.add_parser("schedule", help="Run the monitor on a cron schedule (in-process), or print the crontab line.")
-    schedule.add_argument("--cron", required=True, help="cron expression, e.g. '*/5 * * * *' (UTC)")
+    schedule.add_argument("--cron", default=None, help="cron expression, e.g. '*/5 * * * *' (UTC); required unless --delete")
     schedule.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s)")
     schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
     schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
     schedule.add_argument("--zenml", action="store_true",
                           help="register a ZenML Schedule on the active stack's orchestrator (Kubernetes, Airflow) instead")
+    schedule.add_argument("--delete", action="store_true",
+                          help="with --zenml: delete the model's ZenML monitor schedule(s) and, on Airflow, their DAG files")
 
     trust = commands.add_parser("trust", help="Trust studies: robustness curves and reproducibility (prediction difference).")
     studies = trust.add_subparsers(dest="study", required=True, metavar="STUDY")
@@ -175,9 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", help="e.g. variant=relu,smelu-1 n_pairs=5 trainer.max_epochs=5 dp.enabled=true"
     )
 
-    prepare = commands.add_parser("prepare", help="Export the embedded digits data set (the DVC 'prepare' stage).")
-    prepare.add_argument("--out", default="data/digits.parquet", help="output Parquet file (default: %(default)s)")
+    prepare = commands.add_parser(
+        "prepare", help="Export a built-in data set with its seeded split (the DVC 'prepare' and 'prepare_fashion_mnist' stages)."
+    )
+    prepare.add_argument("--dataset", choices=("digits", "fashion_mnist"), default="digits",
+                         help="digits: scikit-learn's embedded 8x8 digits; fashion_mnist: Fashion-MNIST from Debian's "
+                              "dataset-fashion-mnist package (default: %(default)s)")
+    prepare.add_argument("--out", default=None,
+                         help="output file (default: data/digits.parquet, or data/fashion_mnist.npz for fashion_mnist)")
     prepare.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    prepare.add_argument("--source-dir", default=None,
+                         help="fashion_mnist only: the folder with the four IDX files (default: /usr/share/datasets/fashion-mnist)")
 
     config = commands.add_parser("config", help="Print the resolved configuration for the given overrides (as `train --cfg job`).")
     config.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
@@ -191,7 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--jobs", action="store_true", help="also run MLflow's background job runner (GenAI evaluation jobs; off by default)")
     ui.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer (default: %(default)s)")
 
-    commands.add_parser("stack", help="Register (idempotently) and show the trustops ZenML stack.")
+    report = commands.add_parser(
+        "report", help="Write a model version's trust report (Markdown + HTML) and log it to its MLflow training run.")
+    report.add_argument("--model", default="trustops-digits", metavar="NAME[:VERSION|@ALIAS]", help="default: %(default)s, latest ready version")
+    report.add_argument("--out", default="trust_reports", help="folder for <name>-v<version>/ (default: %(default)s)")
+
+    zenml = commands.add_parser(
+        "zenml", add_help=False, help="Run ZenML's own CLI on the project's ZenML store (e.g. `trustops zenml pipeline runs list`).")
+    zenml.add_argument("zenml_args", nargs=argparse.REMAINDER, metavar="ARGS", help="the arguments of `zenml`")
+
+    stack = commands.add_parser("stack", help="Register (idempotently) and show the trustops ZenML stack.")
+    stack_kinds = stack.add_subparsers(dest="stack_kind", required=False, metavar="KIND", parser_class=_Parser)
+    airflow = stack_kinds.add_parser(
+        "airflow", help="Register (or update) a stack that runs the pipelines and schedules on Apache Airflow.")
+    airflow.add_argument("--dag-folder", required=True, metavar="PATH", help="Airflow's DAG folder ([core] dags_folder)")
+    airflow.add_argument("--name", default="trustops_airflow", help="stack and orchestrator name (default: %(default)s)")
 
     server = commands.add_parser("server", help="Start an MLflow tracking server (SQLite in .trustops by default, artifacts proxied).")
     server.add_argument("--backend-store-uri", default=None, help="any SQLAlchemy URL (default: sqlite:///.trustops/mlflow.db)")
@@ -282,12 +308,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                                             repair=args.repair),
         "predict": lambda: commands.predict(args),
         "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
-                                              on_stack=args.zenml),
-        "prepare": lambda: commands.prepare(args.out, seed=args.seed),
+                                              on_stack=args.zenml, delete=args.delete),
+        "prepare": lambda: commands.prepare(args.out, seed=args.seed, dataset=args.dataset, source_dir=args.source_dir),
         "config": lambda: commands.train(args.overrides, cfg=args.cfg, info=args.info),
         "ui": lambda: commands.ui(args.host, args.port, workers=args.workers, jobs=args.jobs, timeout=args.timeout),
-        "stack": commands.stack,
+        "stack": lambda: commands.stack_airflow(args.dag_folder, name=args.name) if args.stack_kind == "airflow" else commands.stack(),
         "server": lambda: commands.server(args),
+        "zenml": lambda: commands.zenml_cli(args.zenml_args),
+        "report": lambda: commands.trust_report(args.model, args.out),
         "compare": lambda: commands.compare(args),
         "promote": lambda: commands.promote(args.name, args.version, alias=args.alias),
         "storage": lambda: commands.storage(args),

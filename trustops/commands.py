@@ -196,9 +196,23 @@ def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object
     return 0
 
 
-def schedule(cron: str, model: str, *, print_crontab: bool, max_runs: int | None, on_stack: bool = False) -> int:
+def schedule(cron: str | None, model: str, *, print_crontab: bool, max_runs: int | None, on_stack: bool = False,
+             delete: bool = False) -> int:
+    from trustops.errors import ConfigError
     from trustops.schedule import crontab_line, parse_cron, run_schedule
 
+    if delete:
+        if not on_stack or cron or print_crontab:
+            raise ConfigError("--delete removes a ZenML schedule: use `trustops schedule --zenml --delete --model NAME[:VERSION]`"
+                              " (no --cron, no --print-crontab).")
+        from trustops.runs.monitor_schedule import delete_schedules
+
+        name, _, version = model.partition(":")
+        for line in delete_schedules(name, version):
+            print(line)
+        return 0
+    if not cron:
+        raise ConfigError("--cron is required, e.g. --cron '*/5 * * * *' (UTC).")
     if print_crontab:
         print(crontab_line(cron, model, project_root()))
         return 0
@@ -220,10 +234,19 @@ def predict(args) -> int:
     return run_predict(args)
 
 
-def prepare(out: str, *, seed: int) -> int:
-    from trustops.data.digits import export_digits
+def prepare(out: str | None, *, seed: int, dataset: str = "digits", source_dir: str | None = None) -> int:
+    if dataset == "fashion_mnist":
+        from trustops.data.fashion_mnist import DEFAULT_SOURCE_DIR, export_fashion_mnist
 
-    path = export_digits(Path(out), seed=seed)
+        path = export_fashion_mnist(Path(out or "data/fashion_mnist.npz"), source_dir=Path(source_dir or DEFAULT_SOURCE_DIR), seed=seed)
+    else:
+        if source_dir is not None:
+            from trustops.errors import ConfigError
+
+            raise ConfigError("--source-dir is for --dataset fashion_mnist; the digits ship inside scikit-learn.")
+        from trustops.data.digits import export_digits
+
+        path = export_digits(Path(out or "data/digits.parquet"), seed=seed)
     print(f"Wrote {path}")
     return 0
 
@@ -273,6 +296,39 @@ def ui(host: str, port: int, *, workers: int = 1, jobs: bool = False, timeout: f
                     timeout=timeout, announce=lambda line: print(line, flush=True))
 
 
+def trust_report(model: str, out: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from trustops.registry import resolve_registered_model
+    from trustops.trust_report import REPORT_ARTIFACT_DIR, build_trust_report, write_trust_report
+
+    uri = default_tracking_uri()
+    client = MlflowClient(uri, uri)
+    name, _, version = model.partition(":")
+    found = resolve_registered_model(name, version or "latest", client)
+    report = build_trust_report(client, found)
+    folder = Path(out) / f"{found.name}-v{found.version}"
+    markdown, html = write_trust_report(report, folder)
+    for page in (markdown, html):
+        client.log_artifact(found.run_id, str(page), REPORT_ARTIFACT_DIR)
+    print(f"Trust report for {found.name} v{found.version}: {markdown} and {html} "
+          f"(logged to its training run {found.run_id} under {REPORT_ARTIFACT_DIR}/)")
+    return 0
+
+
+def zenml_cli(arguments: Sequence[str]) -> int:
+    """ZenML's CLI in this process's place, pointed at the project's store (which `zenml` alone does not find)."""
+    from trustops.errors import ConfigError
+    from trustops.stack import configure_zenml_environment
+
+    configure_zenml_environment(project_root())
+    zenml = Path(sys.executable).with_name("zenml")
+    if not zenml.exists():
+        raise ConfigError(f"ZenML's command is missing from this environment ({zenml}); reinstall with `make install`.")
+    sys.stdout.flush()
+    os.execv(zenml, [str(zenml), *arguments])  # never returns
+
+
 def stack() -> int:
     from trustops.stack import ensure_stack
 
@@ -284,6 +340,18 @@ def stack() -> int:
     for component_type, components in model.components.items():
         print(f"  {component_type.value:20} {components[0].name} ({components[0].flavor_name})")
     print(f"Experiment tracker {tracker!r} logs to {default_tracking_uri()}")
+    return 0
+
+
+def stack_airflow(dag_folder: str, *, name: str) -> int:
+    from trustops.orchestration.airflow import register_airflow_stack
+
+    components = register_airflow_stack(dag_folder, name=name, tracking_uri=default_tracking_uri())
+    print(f"Registered ZenML stack {name!r}: an Airflow orchestrator writing DAGs to {Path(dag_folder).resolve()}; each step "
+          f"runs as a task with {sys.prefix}/bin/python.")
+    for kind, component in components.items():
+        print(f"  {kind:20} {component}")
+    print(f"Use it: TRUSTOPS_ZENML_STACK={name} trustops train ...  (or monitor, schedule --zenml --cron ...)")
     return 0
 
 
@@ -371,12 +439,17 @@ def storage(args) -> int:
 
 
 def _print_storage(setting) -> None:
+    from trustops.storage import monitoring_location
+
+    monitor_state = f"{monitoring_location()}/<model>/v<version>"
     if not setting.is_s3:
-        print(f"Storage: local. DVC remote: .trustops/dvc-remote; MLflow artifacts: {default_artifact_root()}; captures: .trustops/captures/<run>")
+        print(f"Storage: local. DVC remote: .trustops/dvc-remote; MLflow artifacts: {default_artifact_root()}; "
+              f"captures: .trustops/captures/<run>; monitor state: {monitor_state}")
         return
     print(f"Storage: {setting.describe()}")
     print(f"  DVC remote 's3':   {setting.dvc_url}")
     print(f"  MLflow artifacts:  {setting.artifact_root} (new experiments; a tracking server proxies to it)")
     print(f"  captures:          {setting.capture_uri('<run name>')}")
+    print(f"  monitor state:     {monitor_state} (watermark, charts, conditions, outbox)")
     print("  credentials:       boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE); never stored")
 

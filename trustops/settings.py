@@ -18,7 +18,7 @@ from trustops.errors import ConfigError
 # trustops.models.activations.ACTIVATIONS and trustops.models.networks.MODEL_FAMILIES.
 FORMATS = ("auto", "parquet", "csv", "npz")
 ACTIVATIONS = ("relu", "smelu", "gelu", "swish")
-MODEL_FAMILIES = ("mlp", "cnn", "tabular")
+MODEL_FAMILIES = ("mlp", "cnn", "fashion_cnn", "tabular")
 OPTIMIZERS = ("sgd", "adam")
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 
@@ -57,6 +57,9 @@ class DataSettings:
     # Public per-column [low, high] bounds.  Under DP a tabular model scales its columns by these
     # (statistics of the private rows would spend privacy); they are also the validation ranges.
     feature_ranges: dict[str, list[float]] | None = None
+    # At most this many training rows (a seeded sample keeping the class mix; val and test untouched),
+    # for quick runs on a large data set: data=fashion_mnist data.max_train_rows=1000.  None: all.
+    max_train_rows: int | None = None
 
     @property
     def stem(self) -> str:
@@ -77,6 +80,8 @@ class DataSettings:
                 f"data.feature_ranges.{column} must be [low, high] with low < high. Got: {list(bounds)}",
             )
         _require(self.min_rows >= 1, f"data.min_rows must be >= 1. Got: {self.min_rows}")
+        _require(self.max_train_rows is None or self.max_train_rows >= 1,
+                 f"data.max_train_rows must be >= 1 (or null for all rows). Got: {self.max_train_rows}")
         _require(self.max_class_kl > 0, f"data.max_class_kl must be > 0. Got: {self.max_class_kl}")
         _require(self.range_margin >= 0, f"data.range_margin must be >= 0. Got: {self.range_margin}")
         if self.value_range is not None:
@@ -216,9 +221,9 @@ class TrainSettings:
             # Named after the data, so two data sets never overwrite each other's model.
             name = f"trustops-{self.data.name}"
             object.__setattr__(self, "tracking", replace(self.tracking, registered_model_name=name))
-        if self.model.family == "cnn" and self.data.image_shape is None and not self.data.path.endswith(".npz"):
+        if self.model.family in ("cnn", "fashion_cnn") and self.data.image_shape is None and not self.data.path.endswith(".npz"):
             raise ConfigError(
-                "model.family=cnn needs images: set data.image_shape=[C,H,W] for a table of pixels, "
+                f"model.family={self.model.family} needs images: set data.image_shape=[C,H,W] for a table of pixels, "
                 "use an .npz image file, or choose model.family=mlp."
             )
         if self.model.family == "tabular" and (self.data.image_shape is not None or self.data.path.endswith(".npz")):
@@ -269,6 +274,15 @@ class AttackSettings:
     def effective_step_size(self) -> float:
         return self.step_size if self.step_size is not None else self.epsilon / 4
 
+    def step_size_at(self, epsilon: float) -> float:
+        """The step size for the same attack at another ``epsilon``: the same fraction of the radius."""
+        return self.effective_step_size * epsilon / self.epsilon
+
+    def batch_name(self, epsilon: float | None = None) -> str:
+        """How tables and metrics name a batch attacked with this norm at ``epsilon`` (default: the attack's)."""
+        norm = "linf" if self.norm == "inf" else self.norm
+        return f"pgd {norm} eps={self.epsilon if epsilon is None else epsilon:g}"
+
 
 @dataclass(frozen=True)
 class DetectSettings:
@@ -279,7 +293,8 @@ class DetectSettings:
     class_matching: bool = True
     top_k: int = 10
     seed: int = 0
-    layer_table_epsilons: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+    # null: a sweep around the attack's own epsilon, in its own norm (``layer_table_sweep``)
+    layer_table_epsilons: list[float] | None = None
 
     def __post_init__(self) -> None:
         _require(0 < self.alpha < 1, f"detect.alpha must satisfy 0 < alpha < 1. Got: {self.alpha}")
@@ -287,7 +302,15 @@ class DetectSettings:
         _require(self.n_tests >= 1, f"detect.n_tests must be >= 1. Got: {self.n_tests}")
         _require(self.n_samples >= 2, f"detect.n_samples must be >= 2. Got: {self.n_samples}")
         _require(self.top_k >= 1, f"detect.top_k must be >= 1. Got: {self.top_k}")
-        _require(all(e > 0 for e in self.layer_table_epsilons), f"detect.layer_table_epsilons must be > 0. Got: {self.layer_table_epsilons}")
+        _require(self.layer_table_epsilons is None or (len(self.layer_table_epsilons) > 0 and all(e > 0 for e in self.layer_table_epsilons)),
+                 f"detect.layer_table_epsilons must be null or a non-empty list of values > 0. Got: {self.layer_table_epsilons}")
+
+    def layer_table_sweep(self, attack: AttackSettings) -> list[float]:
+        """The epsilons of the layer table, ascending: the configured ones, else the attack's own
+        epsilon with a quarter, half and twice it (radii mean different things in L∞ and L2, so a
+        fixed list cannot fit both)."""
+        epsilons = self.layer_table_epsilons or [attack.epsilon * factor for factor in (0.25, 0.5, 1.0, 2.0)]
+        return sorted(set(float(e) for e in epsilons))
 
 
 @dataclass(frozen=True)

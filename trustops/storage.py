@@ -6,13 +6,17 @@ everything under ``.trustops/``; ``s3://bucket/prefix`` puts, under that prefix,
 * ``dvc/``: the default DVC remote (``s3``, with ``endpointurl`` and ``region``),
 * ``mlartifacts/``: the artifact location of experiments trustops creates (or the tracking
   server's ``--artifacts-destination``),
-* ``captures/<run name>``: the capture store of each training run.
+* ``captures/<run name>``: the capture store of each training run,
+* ``monitoring/<model>/v<version>``: each model version's monitor state (watermark, charts,
+  alert conditions and outbox, the pass lease), so a monitor pass on any worker continues
+  where the last one stopped.
 
 ``trustops storage use`` writes it to ``trustops-storage.json`` at the project root (no
 secrets in it: credentials come from boto3's usual chain, the AWS environment variables or
 profile, and are never logged), so a team commits it next to ``.dvc/config``.  The
 environment variables ``TRUSTOPS_STORAGE_URI``, ``TRUSTOPS_STORAGE_ENDPOINT_URL`` and
-``TRUSTOPS_STORAGE_REGION`` override the file.
+``TRUSTOPS_STORAGE_REGION`` override the file.  ``TRUSTOPS_MONITOR_STATE_URI`` (a folder or
+``s3://bucket/prefix``) puts the monitor state elsewhere than the storage setting says.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from trustops.errors import ConfigError, ServiceError
-from trustops.paths import project_root
+from trustops.paths import project_root, state_dir
 
 STORAGE_FILE = "trustops-storage.json"
 DVC_REMOTE = "s3"
 ENV_URI, ENV_ENDPOINT, ENV_REGION = "TRUSTOPS_STORAGE_URI", "TRUSTOPS_STORAGE_ENDPOINT_URL", "TRUSTOPS_STORAGE_REGION"
+ENV_MONITOR_STATE = "TRUSTOPS_MONITOR_STATE_URI"
 # Attempts per request (botocore "standard" mode backs off exponentially between them).
 S3_ATTEMPTS = 3
 
@@ -103,6 +108,11 @@ class StorageSettings:
     def capture_uri(self, run_name: str) -> str:
         return self.location("captures", run_name)
 
+    @property
+    def monitoring_root(self) -> str:
+        """Where the monitor state of every model version lives: ``<uri>/monitoring``."""
+        return self.location("monitoring")
+
     def describe(self) -> str:
         if not self.is_s3:
             return "local (.trustops/)"
@@ -126,6 +136,27 @@ def load_storage(root: Path | None = None) -> StorageSettings:
         return StorageSettings(values.get("uri", "local"), values.get("endpoint_url"), values.get("region"))
     except (json.JSONDecodeError, AttributeError, TypeError) as error:
         raise ConfigError(f"{path} is not a valid storage setting ({error}). Re-create it with `trustops storage use`.") from None
+
+
+def monitoring_location(root: Path | None = None) -> Path | str:
+    """Where monitor state lives: ``TRUSTOPS_MONITOR_STATE_URI``, else ``<storage uri>/monitoring`` when the storage
+    is S3, else the project's ``.trustops/monitoring`` folder.
+
+    Cheap (the storage file, no boto3): the no-op monitor pass calls it on every tick.
+    """
+    if override := os.environ.get(ENV_MONITOR_STATE):
+        if override.startswith("s3://"):
+            try:
+                return StorageSettings(override).uri.rstrip("/")  # the storage URI's rules
+            except ConfigError as error:
+                raise ConfigError(f"{ENV_MONITOR_STATE}: {error}") from None
+        if "://" in override:
+            raise ConfigError(f"{ENV_MONITOR_STATE} must be a folder or s3://bucket/prefix. Got: {override!r}")
+        return Path(override).expanduser().resolve()
+    storage = load_storage(root)
+    if storage.is_s3:
+        return storage.monitoring_root
+    return state_dir(root) / "monitoring"
 
 
 def apply_storage_environment(root: Path | None = None) -> StorageSettings:

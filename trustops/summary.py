@@ -61,4 +61,10 @@ def print_detection_summary(summaries: Sequence) -> None:
     print()
     print("Detection rate: share of 100-vs-100 MMD tests (adversarial batch vs reference) that reject at alpha;")
     print("baseline rate: the same on held-out clean validation data (should sit near alpha).")
+    for s in summaries:
+        # Said out loud: without class matching, PGD on a CNN is barely visible at the penultimate layer.
+        unmatched = sorted(k.removeprefix("class_matched_") for k, v in s.detection.items() if k.startswith("class_matched_") and not v)
+        if unmatched:
+            print(f"{s.run_name}: class-matched references did not apply to {', '.join(unmatched)} (the reference has too few "
+                  "rows of the predicted classes for detect.n_samples); those rates use unmatched draws.")
     print(ui_hint())

@@ -167,3 +167,19 @@ def _finite(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def dataset_source(uri: str) -> Any:
+    """MLflow's dataset source for a path or URI (``s3://...``), for an input of a run.
+
+    MLflow registers its local-file source more than once and warns on every local path that
+    the path "can be interpreted in multiple ways" (each way is the same source); the warning
+    says nothing to a trustops user, so it is silenced here.
+    """
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        return resolve_dataset_source(uri)

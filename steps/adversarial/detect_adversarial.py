@@ -1,7 +1,5 @@
 """Step: the LADIS evaluation on captured activations, with its tables and figures."""
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import matplotlib.pyplot as plt
@@ -50,25 +48,22 @@ def detect_adversarial(
                                classify=lambda z: model.head(z).argmax(1), settings=view)
     log_batch(metrics=report.metrics, params={f"detect.{k}": v for k, v in detect.items()})
 
-    # The layer table: every capturable layer, clean and PGD at several epsilons.
+    # The layer table: every capturable layer, clean and the user's attack at epsilons around its own.
     attack_settings = AttackSettings(**attack)
     validation, _, clamp = load_split(RegisteredModel.from_dict(model_info), "val")
     clean_tensor, label_tensor = torch.from_numpy(clean_inputs), torch.from_numpy(labels)
     batches = {"clean": layer_activations(model, clean_tensor)}
-    for epsilon in settings.layer_table_epsilons:
+    for epsilon in settings.layer_table_sweep(attack_settings):
         attacked = pgd_attack(model, clean_tensor, label_tensor, norm=attack_settings.norm, epsilon=epsilon,
-                              step_size=epsilon / 4, steps=attack_settings.steps, clamp=clamp)
-        batches[f"pgd eps={epsilon:g}"] = layer_activations(model, attacked)
+                              step_size=attack_settings.step_size_at(epsilon), steps=attack_settings.steps, clamp=clamp)
+        batches[attack_settings.batch_name(epsilon)] = layer_activations(model, attacked)
     table = layer_table(layer_activations(model, validation), batches, settings=view)
     log_batch(metrics={f"layer_detection_rate.{layer}.{batch.replace(' ', '_').replace('=', '')}": value
                        for layer, row in table.iterrows() for batch, value in row.items()})
 
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        report.top_k.to_csv(folder / "top_k_suspicious.csv", index=False)
-        table.to_csv(folder / "layer_table.csv")
-        mlflow.log_artifact(str(folder / "top_k_suspicious.csv"), "detection")
-        mlflow.log_artifact(str(folder / "layer_table.csv"), "detection")
+    # As MLflow tables, which the UI shows and mlflow.load_table reads back (no CSV copies: nothing read them).
+    mlflow.log_table(report.top_k, "detection/top_k_suspicious.json")
+    mlflow.log_table(table.rename_axis("layer").reset_index(), "detection/layer_table.json")
     figures = {
         "detection/embedding_pca.png": embedding_figure(report.reference, report.adversarial),
         "detection/layer_table.png": layer_table_figure(table),

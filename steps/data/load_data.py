@@ -10,7 +10,9 @@ from trustops.data.loading import load_configured
 from trustops.failpoints import failpoint
 from trustops.paths import project_root
 from trustops.settings import TrainSettings
-from trustops.tracking import config_params, log_batch, source_tags
+from trustops.tracking import config_params, dataset_source, log_batch, source_tags
+
+SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  # MLflow's usual input contexts
 
 
 @step(enable_cache=False)
@@ -34,6 +36,16 @@ def load_data(
             "data_dvc_tracked": str(info.dvc_tracked).lower(),
             **source_tags(root),
         },
+    )
+    # Each split as an input of the training run, so the UI shows what the model was trained,
+    # validated and tested on (rows, schema, digest) and runs on the same data line up.
+    splits = [(split, rows) for split, rows in frame.groupby(info.split_column, sort=False)]
+    source = dataset_source(info.path)
+    mlflow.log_inputs(
+        datasets=[mlflow.data.from_pandas(rows.drop(columns=[info.split_column]), source=source, name=f"{path.stem} {split}",
+                                          targets=info.label_column) for split, rows in splits],
+        contexts=[SPLIT_CONTEXTS.get(split, split) for split, _ in splits],
+        tags_list=[{"data_hash": info.data_hash} for _ in splits],
     )
     failpoint("train.load")  # the stage is done and recorded; nothing handed on yet
     return frame, info.to_dict()

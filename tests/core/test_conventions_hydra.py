@@ -61,7 +61,7 @@ def test_info_lists_every_group_its_options_and_the_chosen_one(outputs):
     assert result["rc"] == 0
     rows = {line.split()[0]: line.split(None, 1)[1] for line in result["out"].splitlines()[1:-1]}
     assert list(rows) == ["data", "model", "trainer", "dp", "tracking", "capture"]
-    assert rows["model"] == "mlp, cnn (chosen), tabular"
+    assert rows["model"] == "mlp, cnn (chosen), tabular, fashion_cnn"
     assert rows["dp"] == "on (chosen), off"
 
 

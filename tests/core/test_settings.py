@@ -58,3 +58,33 @@ def test_settings_round_trip_through_plain_dicts():
 
 def test_ordinary_names_are_accepted():
     assert TrackingSettings(run_name="train-mlp-relu-dp-eps8-20261201-023603-bb42", registered_model_name="trustops.digits_v2")
+
+
+def test_the_layer_table_sweeps_around_the_users_attack_in_its_norm_in_numeric_order():
+    from trustops.settings import AttackSettings, DetectSettings
+
+    l2 = AttackSettings(norm="l2", epsilon=8.0)
+    sweep = DetectSettings().layer_table_sweep(l2)
+    assert sweep == [2.0, 4.0, 8.0, 16.0]  # numeric order: 16 after 2, not before as text would sort
+    assert [l2.batch_name(e) for e in sweep] == ["pgd l2 eps=2", "pgd l2 eps=4", "pgd l2 eps=8", "pgd l2 eps=16"]
+    assert AttackSettings(norm="inf", epsilon=2.0).batch_name() == "pgd linf eps=2"
+    assert l2.step_size_at(16.0) == pytest.approx(2 * l2.effective_step_size)  # the same fraction of the radius
+    assert DetectSettings(layer_table_epsilons=[4.0, 0.5, 4.0]).layer_table_sweep(l2) == [0.5, 4.0]
+    with pytest.raises(ConfigError, match="layer_table_epsilons"):
+        DetectSettings(layer_table_epsilons=[1.0, -2.0])
+    with pytest.raises(ConfigError, match="layer_table_epsilons"):
+        DetectSettings(layer_table_epsilons=[])
+
+
+def test_the_layer_table_keeps_the_callers_batch_order():
+    import torch
+
+    from trustops.detection.ladis import DetectionSettingsView, layer_table
+
+    generator = torch.Generator().manual_seed(0)
+    reference = {"penultimate": torch.randn(200, 4, generator=generator)}
+    names = ["clean", "pgd l2 eps=2", "pgd l2 eps=16"]  # alphabetical order would put eps=16 first
+    batches = {name: {"penultimate": torch.randn(100, 4, generator=generator) + shift}
+               for shift, name in enumerate(names)}
+    view = DetectionSettingsView(alpha=0.05, n_permutations=20, n_tests=3, n_samples=20, class_matching=False, top_k=1, seed=0)
+    assert list(layer_table(reference, batches, settings=view).columns) == names

@@ -57,3 +57,46 @@ def test_learned_ranges_come_from_the_training_split(clean):
     frame.loc[frame["split"] == "test", "pixel_10"] = 1000.0  # far outside what training saw
     report = run(frame, ValidationRules(range_margin=0.1))
     assert any(f.column == "pixel_10" and f.expectation == "expect_column_values_to_be_between" for f in report.failed)
+
+
+@pytest.fixture(scope="module")
+def clean_images():
+    """2,000 seeded 28×28 images (784 pixel columns): wide enough to be checked as one pixel block."""
+    import pandas as pd
+
+    generator = np.random.default_rng(0)
+    frame = pd.DataFrame(generator.integers(0, 256, size=(2000, 784)).astype("float32"), columns=pixel_columns(784))
+    frame["label"] = np.arange(2000) % 10
+    frame["split"] = np.where(np.arange(2000) % 5 == 0, "val", "train")
+    return frame
+
+
+IMAGE_RULES = ValidationRules(value_range=(0.0, 255.0), classes=list(range(10)))
+
+
+def run_images(frame):
+    return validate_frame(frame, feature_columns=pixel_columns(784), label_column="label", split_column="split", rules=IMAGE_RULES)
+
+
+def test_wide_images_are_checked_as_one_pixel_block_and_pass_when_clean(clean_images):
+    report = run_images(clean_images)
+    assert report.success, report.summary()
+    assert report.evaluated < 20  # a handful of block expectations, not three per pixel
+
+
+@pytest.mark.parametrize(
+    "corrupt,expectation,column",
+    [
+        (lambda f: f.loc.__setitem__((7, "pixel_300"), np.nan), "expect_column_values_to_not_be_null", "pixels_min"),
+        (lambda f: f.loc.__setitem__((7, "pixel_300"), 256.0), "expect_column_values_to_be_between", "pixels_max"),
+        (lambda f: f.loc.__setitem__((7, "pixel_0"), -1.0), "expect_column_values_to_be_between", "pixels_min"),
+        (lambda f: f.insert(0, "row_id", range(len(f))), "expect_table_columns_to_match_set", None),
+    ],
+    ids=["missing pixel", "pixel above range", "pixel below range", "extra column"],
+)
+def test_the_pixel_block_still_catches_each_corruption(clean_images, corrupt, expectation, column):
+    frame = clean_images.copy()
+    corrupt(frame)
+    report = run_images(frame)
+    assert not report.success
+    assert any(f.expectation == expectation and f.column == column for f in report.failed), report.summary()

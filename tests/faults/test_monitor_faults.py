@@ -30,7 +30,6 @@ import pytest
 from tests.faults.conftest import FailpointProcess
 from tests.pipelines.conftest import Project
 from trustops.alerts import AlertManager, Outbox
-from trustops.lifecycle import OWNER_PID_TAG
 from trustops.monitoring import alerting, charting, checking
 from trustops.monitoring.alerting import send_alerts
 from trustops.monitoring.charting import chart_batches
@@ -197,10 +196,8 @@ def test_a_pass_killed_at_every_stage_boundary_charts_and_alerts_each_batch_once
     code, out, err = in_project(*MONITOR)  # the next command
     assert code == 0 and "nothing to monitor" in out, err
     assert chart_steps(state) == [0, 1, 2] and incident_alerts(state) == opened_and_recovered
-    # No run but a killed attempt's is left RUNNING, and each carries its owner for reconciliation.
-    # TODO(#14): once `trustops monitor` reconciles abandoned runs (trustops.lifecycle), assert none is left.
-    killed = {str(stop.pid) for stop in stopped.values() if stop.signal == signal.SIGKILL}
-    assert {run.data.tags.get(OWNER_PID_TAG) for run in running_runs(served)} <= killed
+    # The next pass (nothing new) ended every killed attempt's run: none is left RUNNING.
+    assert running_runs(served) == []
 
 
 def test_a_damaged_outbox_line_stops_the_pass_with_the_repair_and_repair_keeps_the_readable_lines(served, in_project):

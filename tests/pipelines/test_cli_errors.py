@@ -50,13 +50,21 @@ def test_config_prints_the_resolved_yaml(isolated, capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["monitor"], ["schedule"], ["prepare"], ["config"], ["ui"], ["stack"]],
+    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["monitor"], ["schedule"], ["prepare"], ["config"], ["ui"], ["stack"], ["report"]],
 )
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: trustops" in capsys.readouterr().out
+
+
+def test_a_report_on_an_unknown_model_is_one_clear_error_and_writes_nothing(isolated, capsys, tmp_path):
+    assert main(["report", "--model", "no-such-model", "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err
+    # (a fresh store's first MLflow log line, "Creating initial MLflow database tables", may come before it)
+    assert err.splitlines()[-1].startswith("trustops: error: ") and "no-such-model" in err and "Traceback" not in err
+    assert not (tmp_path / "reports").exists()
 
 
 def test_an_invalid_cron_expression_fails_at_start(isolated, capsys):

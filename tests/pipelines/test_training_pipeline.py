@@ -64,6 +64,12 @@ def test_sweep_logs_one_tracked_and_registered_run_per_point(project):
     pixels = pd.read_parquet(project.root / "data" / "digits.parquet").filter(like="pixel_").head(3).to_numpy(np.float32)
     assert loaded.predict(pixels.reshape(3, 1, 8, 8)).shape == (3, 10)
 
+    # ZenML's own CLI, on the project's store (plain `zenml` in the project would look elsewhere).
+    listed = project.trustops("zenml", "pipeline", "runs", "list", "--columns", "name,status")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    for run in runs:
+        assert run.info.run_name in listed.stdout
+
 
 def test_corrupted_data_stops_at_validate_and_registers_nothing(project):
     frame = pd.read_parquet(project.root / "data" / "digits.parquet")

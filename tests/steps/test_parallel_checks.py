@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -39,6 +46,11 @@ def _step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, step: in
 
 @pytest.fixture(scope="module")
 def loop_inputs():
+    return fitted_monitors_and_batches()
+
+
+def fitted_monitors_and_batches():
+    """The default monitors fitted on a seeded reference, and a dozen batches (every third shifted)."""
     model = _Digitsish().eval()
     generator = torch.Generator().manual_seed(1)
     reference_inputs = torch.randint(0, 17, (240, 16), generator=generator).float()
@@ -102,3 +114,72 @@ def test_a_bad_worker_count_is_a_clear_configuration_error(monkeypatch):
         monitor_workers()
     monkeypatch.setenv("TRUSTOPS_MONITOR_WORKERS", "3")
     assert monitor_workers() == 3
+
+
+# SIGTERM arrives while forked workers hold batches: the parent unwinds (cron, systemd and
+# Kubernetes stop a pass this way) and takes its workers with it.
+_TERMINATED_WHILE_CHECKING = """
+import os, sys, time
+from pathlib import Path
+from tests.steps.test_parallel_checks import fitted_monitors_and_batches
+from trustops.cli import _terminate_like_interrupt
+from trustops.errors import Terminated
+from trustops.monitoring.parallel import check_stream
+
+fitted, batches = fitted_monitors_and_batches()
+
+def slow_captures():
+    yield from batches
+    Path(sys.argv[1]).write_text(str(os.getpid()))  # every batch sent to the workers
+    while True:
+        time.sleep(0.05)  # a slow capture read; Python runs the SIGTERM handler between sleeps
+
+_terminate_like_interrupt()
+try:
+    for _ in check_stream(fitted, slow_captures(), batches=len(batches), workers=2):
+        pass
+except Terminated:
+    sys.exit(Terminated.exit_code)
+"""
+
+
+def test_sigterm_while_workers_check_ends_the_pass_and_its_workers(tmp_path):
+    from trustops.errors import Terminated
+
+    ready = tmp_path / "ready"
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-c", _TERMINATED_WHILE_CHECKING, str(ready)], cwd=root,
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the pass never sent its batches"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == Terminated.exit_code, output[-3000:]
+        assert time.monotonic() - sent < 10, "the pass did not stop promptly on SIGTERM"
+        # Its forked workers share its process group: none is left behind.
+        gone_by = time.monotonic() + 5
+        while True:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < gone_by, "a check worker outlived the terminated pass"
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_input_tables_name_the_data_columns_when_there_is_one_name_per_input():
+    from trustops.monitoring.checks import input_table
+
+    inputs = torch.zeros(3, 1, 2, 2)
+    assert list(input_table(inputs, ("a", "b", "c", "d")).columns) == ["a", "b", "c", "d"]
+    # No names, or names that do not match the flattened inputs: positional names, never a misnamed column.
+    assert list(input_table(inputs).columns) == ["x0", "x1", "x2", "x3"]
+    assert list(input_table(inputs, ("a", "b")).columns) == ["x0", "x1", "x2", "x3"]

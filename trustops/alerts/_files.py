@@ -1,56 +1,22 @@
-"""Durable file primitives: fsync'd appends, atomic replacement, an advisory lock.
+"""The JSON-lines format of the outbox and the delivery log: writing lines, and reading them back strictly.
 
-A scheduled run can be killed at any instruction; these keep every file either in its
-old or its new state (replacement) or with whole lines plus at most one torn last line
-(append).  The reader skips a torn last line with a warning; the next append moves it to
-``<file>.damaged`` before writing, so it is never silently lost.  A damaged line anywhere else
-is not a crash's doing: reading stops with :class:`DamagedAlertFile`, naming the file and the
-repair, and nothing is overwritten.
+Where the lines are kept, and how a write stays whole through a crash (fsync'd appends with a
+torn last line set aside in a local folder, whole-object compare-and-set on S3), is the monitor
+state store's part (:mod:`trustops.monitoring.state_store`).  Reading skips a torn last line
+with a warning; a damaged line anywhere else is not a crash's doing: reading stops with
+:class:`DamagedAlertFile`, naming the file and the repair, and nothing is overwritten.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from trustops.alerts.errors import DamagedAlertFile
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: runs are then not protected from each other
-    fcntl = None  # type: ignore[assignment]
-
 logger = logging.getLogger(__name__)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # A rename or a new file is durable only once its directory entry is.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a reader sees the old or the new file, never a mix."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def json_lines(records: Iterable[dict[str, Any]]) -> str:
@@ -58,50 +24,15 @@ def json_lines(records: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n" for record in records)
 
 
-def append_json_lines(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Append one JSON line per record and fsync before returning."""
-    payload = json_lines(records)
-    created = not path.exists()
-    with open(path, "ab+") as file:
-        file.seek(0, os.SEEK_END)
-        if file.tell() > 0:
-            _set_aside_torn_tail(path, file)
-            file.seek(0, os.SEEK_END)
-        file.write(payload.encode("utf-8"))
-        file.flush()
-        os.fsync(file.fileno())
-    if created:
-        _fsync_dir(path.parent)
-
-
-def _set_aside_torn_tail(path: Path, file: Any) -> None:
-    """Move an unterminated last line (a write torn by a crash) to ``<path>.damaged``, then cut it off."""
-    file.seek(-1, os.SEEK_END)
-    if file.read(1) == b"\n":
-        return
-    file.seek(0)
-    data = file.read()  # only after a crash: reading the whole file once is fine
-    cut = data.rfind(b"\n") + 1
-    damaged = path.with_name(path.name + ".damaged")
-    with open(damaged, "ab") as kept:
-        kept.write(data[cut:] + b"\n")
-        kept.flush()
-        os.fsync(kept.fileno())
-    file.truncate(cut)
-    logger.warning("The last line of %s was torn by a crash; it is kept in %s and was not read", path, damaged)
-
-
-def read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects in ``path``, in order.
+def parse_json_lines(data: bytes, where: str) -> list[dict[str, Any]]:
+    """The JSON objects in ``data``, the JSON-lines object ``where`` (a file path or an ``s3://`` URI), in order.
 
     A torn last line (no newline: a write cut short by a crash) is skipped with a warning;
-    any other unreadable line raises :class:`DamagedAlertFile` before anything is yielded.
+    any other unreadable line raises :class:`DamagedAlertFile` before anything is returned.
     """
-    if not path.exists():
-        return
-    data = path.read_bytes()
     lines = data.split(b"\n")
     records = []
+    name = where.rpartition("/")[2]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -113,24 +44,11 @@ def read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
             records.append(record)
         elif number == len(lines):  # after the last newline: a torn final write
             logger.warning("Skipping the torn last line %d of %s (a write cut short by a crash); the next "
-                           "write keeps it in %s.damaged", number, path, path.name)
+                           "write keeps it in %s.damaged", number, where, name)
         else:
             raise DamagedAlertFile(
-                f"The alert file {path} is damaged at line {number} (not a JSON object); nothing was changed. "
-                f"Run `trustops monitor --repair` (it moves the file aside to {path.name}.damaged-<time> and keeps "
+                f"The alert file {where} is damaged at line {number} (not a JSON object); nothing was changed. "
+                f"Run `trustops monitor --repair` (it moves the file aside to {name}.damaged-<time> and keeps "
                 "its readable lines), or remove that line yourself."
             )
-    yield from records
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed) for the block."""
-    with open(path, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return records

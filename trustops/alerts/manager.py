@@ -12,13 +12,15 @@ a channel accepting an alert and the delivery being recorded sends it again next
 (raised and recovered) most severe first, so one monitoring pass pages once per model
 however many conditions changed.  A digest that fails keeps all its alerts pending.
 
-Folder layout (one folder per deployment, shared by its runs)::
+Folder layout (one folder per deployment, shared by its runs; a local folder or an S3
+prefix, see :mod:`trustops.monitoring.state_store`)::
 
     state.json        ongoing conditions (see trustops.alerts.state)
     pass.json         the conditions a pass started from, while it runs (see begin_pass)
     outbox.jsonl      every alert and the channels it is owed to (see trustops.alerts.outbox)
     delivered.jsonl   one line per (alert, channel) delivered
-    .lock             serialises concurrent runs
+    .lock             serialises concurrent runs (local folder only: on S3 every write is
+                      compare-and-set, and a change that loses is judged again)
 
 A pass that dies part-way is repeated, and must not alert twice: :meth:`AlertManager.begin_pass`
 makes the repeat judge its conditions from the state the first attempt started from, so it
@@ -37,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from trustops.alerts._files import atomic_write_text, locked
 from trustops.alerts.alert import Alert, AlertKind, Severity
 from trustops.alerts.base import Channel
 from trustops.alerts.channels import build_channel
@@ -46,11 +47,14 @@ from trustops.alerts.errors import DamagedAlertFile, InvalidAlertError
 from trustops.alerts.outbox import Outbox
 from trustops.alerts.state import ConditionState
 from trustops.errors import ConfigError
+from trustops.monitoring.state_store import StateConflict, StateStore, open_state
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 PASS_FILE = "pass.json"
+#: Attempts at one condition change that lost a compare-and-set to a concurrent writer (S3 state).
+CHANGE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class AlertManager:
     ----------
     directory
         Where the state file and the outbox live (created if missing); keep it across runs.
+        A folder, an ``s3://bucket/prefix`` location, or a
+        :class:`~trustops.monitoring.state_store.StateStore`.
     channels
         Where alerts go, besides the outbox.  Names must be unique.
 
@@ -125,25 +131,26 @@ class AlertManager:
     >>> folder.cleanup()
     """
 
-    def __init__(self, directory: str | Path, channels: Sequence[Channel] = ()) -> None:
+    def __init__(self, directory: str | Path | StateStore, channels: Sequence[Channel] = ()) -> None:
         names = [channel.name for channel in channels]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ConfigError(f"Alert channel names must be unique; repeated: {duplicates}.")
         if Outbox.name in names:
             raise ConfigError("The outbox is always written; leave 'outbox' out of the alert channels.")
-        self.directory = Path(directory)
-        self.outbox = Outbox(self.directory)
-        self.state = ConditionState(self.directory)
+        self.store = open_state(directory)
+        self.outbox = Outbox(self.store)
+        self.state = ConditionState(self.store)
+        folder = self.store.local_folder()
+        self.directory: Path | str = folder if folder is not None else self.store.location
         self.channels: tuple[Channel, ...] = tuple(channels)
-        self._lock_path = self.directory / LOCK_FILE
         # Channels that exhausted their retries in this process: later alerts in the same run
         # wait in the outbox instead of paying the whole backoff again; flush() retries them.
         self._tripped: dict[str, str] = {}
 
     @classmethod
     def from_config(
-        cls, directory: str | Path, channels: Sequence[str] | Mapping[str, Mapping[str, Any] | None] = ("console",)
+        cls, directory: str | Path | StateStore, channels: Sequence[str] | Mapping[str, Mapping[str, Any] | None] = ("console",)
     ) -> Self:
         """Build from channel names, or a mapping of channel name → its options.
 
@@ -166,7 +173,7 @@ class AlertManager:
 
     def active_conditions(self) -> dict[str, dict[str, Any]]:
         """Condition key → the alert that opened it, for every condition now active."""
-        with locked(self._lock_path):
+        with self.store.serialized(LOCK_FILE):
             return self.state.load()
 
     def begin_pass(self, token: str) -> None:
@@ -178,20 +185,20 @@ class AlertManager:
         half-updated state the dead attempt left.  Give each change a deterministic id (see
         :func:`change_id`) and the replay records nothing twice.
         """
-        path = self.directory / PASS_FILE
-        with locked(self._lock_path):
-            journal = _read_journal(path)
+        with self.store.serialized(LOCK_FILE):
+            journal = _read_journal(self.store)
+            active = self.state.load()  # also the version the restore below replaces
             if journal is not None and journal.get("token") == token and isinstance(journal.get("active"), dict):
                 self.state.save(journal["active"])
                 logger.info("Repeating the unfinished alert pass %s from the conditions it started with", token)
                 return
-            text = json.dumps({"version": 1, "token": token, "active": self.state.load()}, indent=1, sort_keys=True)
-            atomic_write_text(path, text)
+            text = json.dumps({"version": 1, "token": token, "active": active}, indent=1, sort_keys=True)
+            self.store.write(PASS_FILE, text.encode("utf-8"))
 
     def end_pass(self) -> None:
         """The pass begun with :meth:`begin_pass` is done for good (its effects are durable): forget its start."""
-        with locked(self._lock_path):
-            (self.directory / PASS_FILE).unlink(missing_ok=True)
+        with self.store.serialized(LOCK_FILE):
+            self.store.delete(PASS_FILE)
 
     def raise_or_clear(
         self, key: str, active: bool, alert_factory: Callable[[], Alert], *, deliver: bool = False
@@ -214,31 +221,45 @@ class AlertManager:
         digest per model; ``deliver=True`` delivers what is pending right away instead.  An
         alert whose id the outbox already holds (an earlier attempt at the same pass recorded
         it) is not recorded again; only the condition state is brought up to date.
+
+        With the state on S3 and another writer changing the conditions at the same moment, the
+        condition-state write loses its compare-and-set; the change is then judged again from
+        the new state (the outbox already holds the alert, under its id, at most once).
         """
-        with locked(self._lock_path):
-            conditions = self.state.load()
-            if bool(active) == (key in conditions):
-                return self._deliver_pending(retry_tripped=False) if deliver else self._pending_summary()
-            alert = alert_factory()
-            if not isinstance(alert, Alert) or alert.key != key:
-                got = alert.key if isinstance(alert, Alert) else type(alert).__name__
-                raise InvalidAlertError(f"alert_factory must build an Alert for condition {key!r}. Got: {got!r}")
-            if active:
-                conditions[key] = ConditionState.entry(alert)
-            else:
-                alert = _recovered(alert, conditions.pop(key))
-            # Outbox first: if the run dies before the state is saved, the repeat makes the alert
-            # again, under the same id when the caller derives it (then it is not recorded twice).
-            if alert.id not in self.outbox.ids():
-                self.outbox.append(alert, self.channel_names)
-            self.state.save(conditions)
-            if deliver:
-                return self._deliver_pending(raised=(alert,), retry_tripped=False)
-            return self._pending_summary(raised=(alert,))
+        for attempt in range(CHANGE_ATTEMPTS):
+            try:
+                with self.store.serialized(LOCK_FILE):
+                    return self._raise_or_clear(key, active, alert_factory, deliver)
+            except StateConflict:
+                if attempt == CHANGE_ATTEMPTS - 1:
+                    raise
+                logger.info("The alert state changed under condition %s; judging it again", key)
+        raise AssertionError("unreachable")
+
+    def _raise_or_clear(self, key: str, active: bool, alert_factory: Callable[[], Alert], deliver: bool) -> DeliverySummary:
+        conditions = self.state.load()
+        if bool(active) == (key in conditions):
+            return self._deliver_pending(retry_tripped=False) if deliver else self._pending_summary()
+        alert = alert_factory()
+        if not isinstance(alert, Alert) or alert.key != key:
+            got = alert.key if isinstance(alert, Alert) else type(alert).__name__
+            raise InvalidAlertError(f"alert_factory must build an Alert for condition {key!r}. Got: {got!r}")
+        if active:
+            conditions[key] = ConditionState.entry(alert)
+        else:
+            alert = _recovered(alert, conditions.pop(key))
+        # Outbox first: if the run dies before the state is saved, the repeat makes the alert
+        # again, under the same id when the caller derives it (then it is not recorded twice).
+        if alert.id not in self.outbox.ids():
+            self.outbox.append(alert, self.channel_names)
+        self.state.save(conditions)
+        if deliver:
+            return self._deliver_pending(raised=(alert,), retry_tripped=False)
+        return self._pending_summary(raised=(alert,))
 
     def send(self, alert: Alert, *, deliver: bool = False) -> DeliverySummary:
         """Record ``alert`` without deduplication (a one-off event); ``deliver=True`` delivers what is pending now."""
-        with locked(self._lock_path):
+        with self.store.serialized(LOCK_FILE):
             self.outbox.append(alert, self.channel_names)
             if deliver:
                 return self._deliver_pending(raised=(alert,), retry_tripped=False)
@@ -251,12 +272,12 @@ class AlertManager:
         the order of their model's oldest pending alert; each channel stops at its first
         failure, and every alert of a failed digest stays pending for the next flush.
         """
-        with locked(self._lock_path):
+        with self.store.serialized(LOCK_FILE):
             return self._deliver_pending(retry_tripped=True)
 
     def compact(self) -> int:
         """Drop fully delivered alerts from the outbox; returns how many were dropped."""
-        with locked(self._lock_path):
+        with self.store.serialized(LOCK_FILE):
             return self.outbox.compact()
 
     def _pending_summary(self, *, raised: tuple[Alert, ...] = ()) -> DeliverySummary:
@@ -348,14 +369,17 @@ def change_id(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()[:32]
 
 
-def _read_journal(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
+def _read_journal(store: StateStore) -> dict[str, Any] | None:
+    stored = store.read(PASS_FILE)
+    if stored is None:
         return None
     try:
-        journal = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        journal = json.loads(stored.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        where = store.where(PASS_FILE)
+        mv = "aws s3 mv" if where.startswith("s3://") else "mv"
         raise DamagedAlertFile(
-            f"The alert pass file {path} is damaged ({error}); nothing was changed. Run `trustops monitor --repair` "
-            f"or move it aside (mv {path} {path}.damaged): the pass then judges from the saved conditions."
+            f"The alert pass file {where} is damaged ({error}); nothing was changed. Run `trustops monitor --repair` "
+            f"or move it aside ({mv} {where} {where}.damaged): the pass then judges from the saved conditions."
         ) from None
     return journal if isinstance(journal, dict) else None

@@ -13,20 +13,27 @@ Two append-only JSON-lines files in one folder:
 An alert is *pending* for a channel while no delivered line names both.  Appending a
 delivered line, rather than rewriting the outbox, keeps every step crash-safe;
 :meth:`Outbox.compact` drops fully delivered alerts with atomic rewrites.
+
+The two files are objects of a monitor state store (:mod:`trustops.monitoring.state_store`):
+a local folder (fsync'd appends) or ``s3://bucket/prefix`` (each append a compare-and-set of
+the whole object, so two writers never lose each other's lines).  An alert is appended only
+if its id is not in the outbox yet, judged in the same atomic step as the append.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from trustops.alerts._files import append_json_lines, atomic_write_text, json_lines, read_json_lines
+from trustops.alerts._files import json_lines, parse_json_lines
 from trustops.alerts.alert import Alert, utc_isoformat
 from trustops.alerts.base import Channel
 from trustops.alerts.errors import InvalidAlertError
+from trustops.monitoring.state_store import StateStore, open_state
 
 OUTBOX_FILE = "outbox.jsonl"
 DELIVERED_FILE = "delivered.jsonl"
@@ -43,20 +50,34 @@ class OutboxRecord(NamedTuple):
 
 
 class Outbox(Channel):
-    """The JSON-lines outbox in ``directory`` (created if missing).
+    """The JSON-lines outbox in ``directory``: a folder (created if missing), an ``s3://`` location or a state store.
 
     As a :class:`Channel`, ``deliver`` records an alert that is owed to no other channel;
     :class:`~trustops.alerts.AlertManager` uses :meth:`append` with its channel names.
-    Not safe for concurrent writers on its own: the manager holds a file lock around it.
+    Appends never lose another writer's line; reading and rewriting (:meth:`compact`) are
+    serialised by the manager.
     """
 
     name = "outbox"
 
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.outbox_path = self.directory / OUTBOX_FILE
-        self.delivered_path = self.directory / DELIVERED_FILE
+    def __init__(self, directory: str | Path | StateStore) -> None:
+        self.store = open_state(directory)
+        if (folder := self.store.local_folder()) is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.directory = folder if folder is not None else self.store.location
+
+    @property
+    def outbox_path(self) -> Path | str:
+        """The outbox file (a path, or an ``s3://`` URI)."""
+        return self._where(OUTBOX_FILE)
+
+    @property
+    def delivered_path(self) -> Path | str:
+        return self._where(DELIVERED_FILE)
+
+    def _where(self, key: str) -> Path | str:
+        folder = self.store.local_folder()
+        return folder / key if folder is not None else self.store.where(key)
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.directory)!r})"
@@ -64,15 +85,27 @@ class Outbox(Channel):
     def deliver(self, alert: Alert) -> None:
         self.append(alert, ())
 
-    def append(self, alert: Alert, channels: Sequence[str]) -> None:
-        """Durably record ``alert`` as owed to ``channels``; returns after fsync."""
-        append_json_lines(self.outbox_path, [_record_line(OutboxRecord(alert, tuple(channels)))])
+    def append(self, alert: Alert, channels: Sequence[str]) -> bool:
+        """Durably record ``alert`` as owed to ``channels``, unless its id is already there; returns after fsync.
+
+        ``False`` when an alert with its id was already recorded (a repeated pass, or a
+        concurrent one on another worker): then nothing is written.
+        """
+        line = json_lines([_record_line(OutboxRecord(alert, tuple(channels)))]).encode("utf-8")
+        return self.store.append(OUTBOX_FILE, line, unless=lambda data: alert.id in _readable_ids(data))
+
+    def _lines(self, key: str) -> list[dict]:
+        stored = self.store.read(key)
+        return [] if stored is None else parse_json_lines(stored.data, self.store.where(key))
 
     def records(self) -> list[OutboxRecord]:
         """Every alert in the outbox, oldest first (an id seen twice keeps its first line)."""
+        return self._records(self._lines(OUTBOX_FILE))
+
+    def _records(self, lines: list[dict]) -> list[OutboxRecord]:
         seen: set[str] = set()
         records = []
-        for number, line in enumerate(read_json_lines(self.outbox_path), start=1):
+        for number, line in enumerate(lines, start=1):
             try:
                 alert = Alert.from_dict(line["alert"])
                 channels = tuple(str(name) for name in line.get("channels", ()))
@@ -87,17 +120,13 @@ class Outbox(Channel):
 
     def ids(self) -> set[str]:
         """The ids of every alert in the outbox."""
-        return {
-            str(line["alert"]["id"])
-            for line in read_json_lines(self.outbox_path)
-            if isinstance(line.get("alert"), dict) and "id" in line["alert"]
-        }
+        return _ids(self._lines(OUTBOX_FILE))
 
     def delivered(self) -> set[tuple[str, str]]:
         """The ``(alert id, channel name)`` pairs delivered so far."""
         return {
             (str(line["id"]), str(line["channel"]))
-            for line in read_json_lines(self.delivered_path)
+            for line in self._lines(DELIVERED_FILE)
             if "id" in line and "channel" in line
         }
 
@@ -105,9 +134,8 @@ class Outbox(Channel):
         """Durably record that ``alert_id`` (one id, or the ids of a digest) reached ``channel``; one fsync."""
         ids = [alert_id] if isinstance(alert_id, str) else list(alert_id)
         at = utc_isoformat(datetime.now(timezone.utc))
-        append_json_lines(
-            self.delivered_path, [{"v": FORMAT_VERSION, "id": i, "channel": channel, "at": at} for i in ids]
-        )
+        lines = json_lines({"v": FORMAT_VERSION, "id": i, "channel": channel, "at": at} for i in ids)
+        self.store.append(DELIVERED_FILE, lines.encode("utf-8"))
 
     def pending(self) -> list[tuple[Alert, tuple[str, ...]]]:
         """Alerts owed to at least one channel, oldest first, each with the channels still owed."""
@@ -125,16 +153,41 @@ class Outbox(Channel):
         The outbox is rewritten before the delivered file, so a crash in between leaves only
         delivery lines for alerts that are gone, which nothing reads.
         """
-        records = self.records()
+        outbox = self.store.read(OUTBOX_FILE)
+        if outbox is None:
+            return 0
+        records = self._records(parse_json_lines(outbox.data, self.store.where(OUTBOX_FILE)))
         done = self.delivered()
         keep = [r for r in records if any((r.alert.id, c) not in done for c in r.channels)]
         if len(keep) == len(records):
             return 0
-        atomic_write_text(self.outbox_path, json_lines(_record_line(r) for r in keep))
+        # Compare-and-set: an alert another writer appended meanwhile makes this compaction fail
+        # (StateConflict), never vanish.
+        self.store.write(OUTBOX_FILE, json_lines(_record_line(r) for r in keep).encode("utf-8"), expect=outbox.version)
         kept_ids = {r.alert.id for r in keep}
-        delivered_lines = [line for line in read_json_lines(self.delivered_path) if line.get("id") in kept_ids]
-        atomic_write_text(self.delivered_path, json_lines(delivered_lines))
+        delivered = self.store.read(DELIVERED_FILE)
+        if delivered is not None:
+            lines = parse_json_lines(delivered.data, self.store.where(DELIVERED_FILE))
+            self.store.write(DELIVERED_FILE, json_lines(line for line in lines if line.get("id") in kept_ids).encode("utf-8"),
+                             expect=delivered.version)
         return len(records) - len(keep)
+
+
+def _readable_ids(data: bytes) -> set[str]:
+    """The alert ids of the lines that parse: an append is not where a damaged line is reported (reading is)."""
+    lines = []
+    for line in data.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(record, dict):
+            lines.append(record)
+    return _ids(lines)
+
+
+def _ids(lines: list[dict]) -> set[str]:
+    return {str(line["alert"]["id"]) for line in lines if isinstance(line.get("alert"), dict) and "id" in line["alert"]}
 
 
 def _record_line(record: OutboxRecord) -> dict:

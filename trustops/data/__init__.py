@@ -1,1 +1,1 @@
-"""Data: the embedded default data set, user data loading, splitting and validation."""
+"""Data: the built-in data sets (embedded digits, Fashion-MNIST from Debian's package), user data loading, splitting and validation."""

@@ -105,20 +105,27 @@ def _check_csv_header(path: Path) -> None:
 
 
 def _read_npz(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """``images`` and ``labels``, and ``split`` (train/val/test per image) when the file has one."""
     with np.load(path, allow_pickle=False) as arrays:
         missing = {"images", "labels"} - set(arrays.files)
         if missing:
             raise DataError(f"{path} must hold arrays named 'images' and 'labels'; missing: {', '.join(sorted(missing))}.")
         images, labels = arrays["images"], arrays["labels"]
+        split = arrays["split"] if "split" in arrays.files else None
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4:
         raise DataError(f"'images' in {path} must have shape (N, H, W) or (N, C, H, W). Got {images.shape}.")
     if len(images) != len(labels):
         raise DataError(f"{path} holds {len(images)} images but {len(labels)} labels.")
-    flat = images.reshape(len(images), -1).astype("float32")
-    frame = pd.DataFrame(flat, columns=[f"pixel_{i}" for i in range(flat.shape[1])])
+    if split is not None and split.shape != labels.shape:
+        raise DataError(f"'split' in {path} must have one entry per image, shape ({len(labels)},). Got {split.shape}.")
+    # float32, never float64: 70,000 Fashion-MNIST images are 220 MB as float32.
+    flat = images.reshape(len(images), -1).astype("float32", copy=False)
+    frame = pd.DataFrame(flat, columns=[f"pixel_{i}" for i in range(flat.shape[1])], copy=False)
     frame["label"] = labels
+    if split is not None:
+        frame["split"] = split.astype(str)
     return frame, list(images.shape[1:])
 
 
@@ -136,6 +143,7 @@ def load_dataset(
     classes: list[Any] | None = None,
     categorical_columns: list[str] | None = None,
     drop_columns: list[str] | None = None,
+    max_train_rows: int | None = None,
 ) -> tuple[pd.DataFrame, DatasetInfo]:
     """Read, check the layout of, and split a data set.
 
@@ -143,11 +151,12 @@ def load_dataset(
     Raises :class:`DataError` naming the file and the problem.
     ``classes`` are the declared labels (every label must be one of them); ``categorical_columns``
     are encoded as codes into their training vocabulary; ``drop_columns`` are left out.
+    ``max_train_rows`` keeps at most that many ``train`` rows (see :func:`cap_train_rows`).
     """
     path = Path(path).resolve()
     frame, npz_shape = read_table(path, fmt)
-    if npz_shape is not None:
-        label_column = "label"
+    if npz_shape is not None:  # an .npz names its arrays itself
+        label_column, split_column = "label", "split"
     if frame.columns.duplicated().any():
         repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise DataError(f"{path} repeats column name(s) {', '.join(map(repr, repeated))}; each column needs its own name.")
@@ -189,6 +198,8 @@ def load_dataset(
             frame[label_column].to_numpy(), val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed
         )
     frame = frame[[*feature_columns, label_column, split_column]]
+    if max_train_rows is not None:
+        frame = cap_train_rows(frame, label_column=label_column, split_column=split_column, max_rows=max_train_rows, seed=split_seed)
     categories = {}
     if categorical:
         frame = frame.copy()
@@ -218,7 +229,34 @@ def load_configured(path: Path, data: Any) -> tuple[pd.DataFrame, DatasetInfo]:
         feature_columns=get("feature_columns"), image_shape=get("image_shape"), val_fraction=get("val_fraction", 0.2),
         test_fraction=get("test_fraction", 0.2), split_seed=get("split_seed", 0), classes=get("classes"),
         categorical_columns=get("categorical_columns"), drop_columns=get("drop_columns"),
+        max_train_rows=get("max_train_rows"),
     )
+
+
+def cap_train_rows(frame: pd.DataFrame, *, label_column: str, split_column: str, max_rows: int, seed: int) -> pd.DataFrame:
+    """``frame`` with at most ``max_rows`` of its ``train`` rows, a seeded sample that keeps the class mix.
+
+    Each class keeps its share of ``max_rows``, rounded down, and the classes with the largest
+    remainders get the rows left over, so exactly ``max_rows`` are kept.  Validation and test
+    rows are untouched, so accuracies stay comparable across caps.  Rows keep their index (their
+    position in the file).
+    """
+    if max_rows < 1:
+        raise DataError(f"data.max_train_rows must be >= 1. Got: {max_rows}")
+    train = np.flatnonzero((frame[split_column] == "train").to_numpy())
+    if len(train) <= max_rows:
+        return frame
+    labels = frame[label_column].to_numpy()[train]
+    values, counts = np.unique(labels, return_counts=True)
+    exact = counts * (max_rows / len(train))
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(quota - exact, kind="stable")[: max_rows - quota.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    kept = np.concatenate([rng.permutation(train[labels == value])[:n] for value, n in zip(values, quota)])
+    keep = np.ones(len(frame), dtype=bool)
+    keep[train] = False
+    keep[kept] = True
+    return frame[keep]
 
 
 def _classes(train_labels: pd.Series, declared: list[Any] | None) -> list[Any]:

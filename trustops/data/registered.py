@@ -14,6 +14,14 @@ from trustops.training.tensors import split_dataset
 
 def load_split(model_info: RegisteredModel, split: str) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
     """Inputs, labels and the valid input range of a split of the model's training data."""
+    inputs, labels, bounds, _ = load_split_with_columns(model_info, split)
+    return inputs, labels, bounds
+
+
+def load_split_with_columns(
+    model_info: RegisteredModel, split: str
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float], list[str]]:
+    """:func:`load_split`, plus the feature columns' names in the order the inputs flatten to."""
     data = model_info.training.data
     frame, info = load_configured(Path(data.path) if Path(data.path).is_absolute() else _root() / data.path, data)
     dataset = split_dataset(frame, split, feature_columns=info.feature_columns, label_column=info.label_column,
@@ -24,7 +32,7 @@ def load_split(model_info: RegisteredModel, split: str) -> tuple[torch.Tensor, t
         # hundred thousands sit below its float32 rounding, and clean rows were then out of range)
         values = frame[info.feature_columns].to_numpy(dtype=np.float32)
         bounds = (float(values.min()), float(values.max()))
-    return dataset.tensors[0], dataset.tensors[1], bounds
+    return dataset.tensors[0], dataset.tensors[1], bounds, list(info.feature_columns)
 
 
 def _root():

@@ -29,6 +29,11 @@ NUMERIC_TYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int
 HARD_SPANS = 4.0
 #: ... and this share of the rows within ``range_margin`` spans of it.
 TYPICAL_SHARE = 0.99
+# Above this many features sharing one declared range (images), the pixels are checked as one block
+# through each row's minimum and maximum: three expectations per pixel made Great Expectations take
+# 13 minutes on 16,000 Fashion-MNIST rows (2,357 expectations); two per row summary take seconds.
+BLOCK_VALIDATION_COLUMNS = 256
+PIXEL_BLOCK = "pixels"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ def validate_frame(
     rules: ValidationRules,
 ) -> ValidationReport:
     """Run the suite on ``frame``; the training split is the reference for learned bounds."""
+    if rules.value_range and len(feature_columns) > BLOCK_VALIDATION_COLUMNS:
+        frame, feature_columns = _pixel_block(frame, feature_columns), [f"{PIXEL_BLOCK}_min", f"{PIXEL_BLOCK}_max"]
     reference = frame[frame[split_column] == "train"]
     if reference.empty:
         reference = frame
@@ -140,6 +147,19 @@ def validate_frame(
     return run_suite(frame, feature_ranges=ranges, label_column=label_column,
                      split_column=split_column, classes=classes, expected_mix=expected_mix, min_rows=rules.min_rows,
                      max_class_kl=rules.max_class_kl, typical_ranges=typical)
+
+
+def _pixel_block(frame: pd.DataFrame, feature_columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with its features replaced by each row's minimum and maximum (``pixels_min``, ``pixels_max``).
+
+    The block is in range exactly when both are, and a missing pixel makes both missing (NaN
+    propagates through ``min``), so the suite's range and not-null expectations keep their meaning;
+    a failure names the block instead of the pixel.  Non-feature columns stay, so an unexpected
+    extra column still fails the column-set expectation.
+    """
+    values = frame[list(feature_columns)].to_numpy(dtype=np.float64)
+    summary = pd.DataFrame({f"{PIXEL_BLOCK}_min": values.min(axis=1), f"{PIXEL_BLOCK}_max": values.max(axis=1)}, index=frame.index)
+    return pd.concat([summary, frame.drop(columns=list(feature_columns))], axis=1)
 
 
 def run_suite(

@@ -127,4 +127,5 @@ def layer_table(
         for batch_name, layers in batches.items():
             rate = monitor.detection_rate(layers[layer], n_tests=settings.n_tests, n_samples=settings.n_samples)
             rows.append({"layer": layer, "batch": batch_name, "detection_rate": rate.rate})
-    return pd.DataFrame(rows).pivot(index="layer", columns="batch", values="detection_rate").reindex(list(reference_layers))
+    table = pd.DataFrame(rows).pivot(index="layer", columns="batch", values="detection_rate")
+    return table.reindex(index=list(reference_layers), columns=list(batches))  # the caller's order, not the alphabet's

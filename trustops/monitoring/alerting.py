@@ -21,6 +21,12 @@ A repeat records nothing twice: the pass is named by the watermark it starts fro
 manager replays it from the conditions it started with (:meth:`AlertManager.begin_pass`), and
 every raise or clear gets an id derived from the pass, the condition and the capture step, so
 an alert the dead attempt already wrote to the outbox is not written again.
+
+The state may be shared by workers (S3, see :mod:`trustops.monitoring.state_store`): the
+watermark moves by compare-and-set, so of two passes from one watermark one wins and the other
+stops with :class:`WatermarkMoved` (exit code 3) after writing its alerts; a pass that finds the
+watermark already moved judges only the batches past it, under the name of the pass that will
+start there, so nothing it found is lost and nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from trustops.alerts import Alert, AlertManager, change_id, condition_key
-from trustops.errors import TrustopsError
 from trustops.failpoints import failpoint
 from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS
 from trustops.monitoring.records import BatchScores, ChartedPoints, CheckedBatches, CollectedCaptures, MonitorScore, PassReport
+from trustops.monitoring.state_store import MonitorRunInProgress, StateConflict, StateStore, open_state
 from trustops.monitoring.watermark import Watermark
 from trustops.registry import RegisteredModel
 
@@ -45,8 +51,12 @@ SEVERITY = {ADVERSARIAL: "critical", SHIFT: "warning", DATA_QUALITY: "warning"}
 LABEL = {ADVERSARIAL: "Suspected adversarial inputs", SHIFT: "Distribution shift", DATA_QUALITY: "Data quality problem"}
 
 
-class WatermarkMoved(TrustopsError, RuntimeError):
-    """Another monitor run advanced the watermark while this one was working."""
+class WatermarkMoved(MonitorRunInProgress):
+    """Another monitor run advanced the watermark while this one was working (its compare-and-set won).
+
+    A skip like :class:`MonitorRunInProgress` (exit code 3), not a failure: this run's alerts
+    are already in the outbox, and the other run's watermark covers its batches.
+    """
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ def send_alerts(
     charted: ChartedPoints,
     *,
     model_info: RegisteredModel,
-    state: Path,
+    state: Path | str | StateStore,
     alerts: AlertManager,
     run_id: str | None = None,
     run_url: str | None = None,
@@ -148,9 +158,9 @@ def send_alerts(
         mlflow_run_id=run_id,
         monitor_failures={**checked.fit_failures, **{k: v for b in checked.batches for k, v in b.failures.items()}},
     )
-    pass_token = pass_name(collected, state=state)
+    pass_token, judged = _judged_part(collected, checked, open_state(state))
     alerts.begin_pass(pass_token)
-    for condition in conditions(checked, model_info):
+    for condition in conditions(judged, model_info):
         key = condition_key(condition.monitor, condition.metric, condition.rule, model_info.name)
         alert_id = change_id(pass_token, key, condition.active, condition.fields.get("step"))
         summary = alerts.raise_or_clear(key, condition.active, lambda c=condition, i=alert_id: Alert(
@@ -166,26 +176,51 @@ def send_alerts(
     return report
 
 
-def pass_name(collected: CollectedCaptures, *, state: Path) -> str:
-    """The pass, named by the watermark it starts from: a repeat after a crash has the same name, the next pass another."""
-    watermark = Watermark.load(state / "watermark.json", collected.capture_uri)
-    return json.dumps({**asdict(watermark), "after": collected.after}, sort_keys=True)
+def _judged_part(collected: CollectedCaptures, checked: CheckedBatches, store: StateStore) -> tuple[str, CheckedBatches]:
+    """The pass's name and the batches its alerts judge: all of them, unless another pass moved the watermark since.
+
+    Then this pass will lose the watermark's compare-and-set, and the batches the moved
+    watermark covers were judged by the pass that moved it.  Only the later ones are judged
+    here, as the pass that starts from the moved watermark will judge them and under its name,
+    so their alerts are in the outbox now (nothing lost) and that pass records none twice.
+    """
+    watermark = Watermark.load(store, collected.capture_uri)
+    if watermark.last_step == collected.after:
+        return json.dumps({**asdict(watermark), "after": collected.after}, sort_keys=True), checked
+    done = watermark.last_step
+    later = checked.model_copy(update={
+        "batches": [batch for batch in checked.batches if done is None or batch.step > done],
+        "unreadable": [chunk for chunk in checked.unreadable if chunk.key not in watermark.quarantined],
+    })
+    return json.dumps({**asdict(watermark), "after": done}, sort_keys=True), later
 
 
-def advance_watermark(collected: CollectedCaptures, checked: CheckedBatches, *, state: Path) -> int | None:
-    """Move the watermark past the checked batches and quarantine the unreadable chunks (compare-and-set)."""
-    path = state / "watermark.json"
-    watermark = Watermark.load(path, collected.capture_uri)
+def advance_watermark(collected: CollectedCaptures, checked: CheckedBatches, *, state: Path | str | StateStore) -> int | None:
+    """Move the watermark past the checked batches and quarantine the unreadable chunks (compare-and-set).
+
+    The write succeeds only if the watermark is still the version read here, which still
+    starts where this pass started: of two passes that raced from the same watermark, on one
+    machine or on two sharing S3 state, one write wins and the other raises :class:`WatermarkMoved`.
+    """
+    store = open_state(state)
+    watermark, version = Watermark.fetch(store, collected.capture_uri)
     if watermark.last_step != collected.after:
-        raise WatermarkMoved(
-            f"The monitor watermark moved from {collected.after} to {watermark.last_step} during this run: another "
-            "monitor run processed these captures. This run's alerts are in the outbox; its watermark is not saved."
-        )
+        raise _moved(collected.after, watermark.last_step)
     if not checked.batches and not checked.unreadable:
         return watermark.last_step
     steps = [batch.step for batch in checked.batches]
     if steps:
         watermark.last_step = max(steps + ([] if watermark.last_step is None else [watermark.last_step]))
     watermark.quarantined.extend(chunk.key for chunk in checked.unreadable if chunk.key not in watermark.quarantined)
-    watermark.save(path)
+    try:
+        watermark.save(store, expect=version)
+    except StateConflict:
+        raise _moved(collected.after, Watermark.load(store, collected.capture_uri).last_step) from None
     return watermark.last_step
+
+
+def _moved(after: int | None, now: int | None) -> WatermarkMoved:
+    return WatermarkMoved(
+        f"The monitor watermark moved from {after} to {now} during this run: another monitor run processed these "
+        "captures (another monitor holds it). This run's alerts are in the outbox; its watermark is not saved."
+    )

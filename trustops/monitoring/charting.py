@@ -14,43 +14,98 @@ watermark had not moved yet) does not put the same batch on the chart twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import tempfile
 from pathlib import Path
 
 from trustops.failpoints import failpoint
 from trustops.monitoring.records import ChartedPoints, ChartPoint, CheckedBatches
-from trustops.monitoring.watermark import read_state_file
+from trustops.monitoring.state_store import StateConflict, StateStore, open_state
+from trustops.monitoring.watermark import damaged, parse_state
 
 KEPT_POINTS = 500  # the most recent points drawn on a chart's picture
+SAVE_ATTEMPTS = 5  # a chart another pass saved in between is merged again, at most this often
 
 
 class ChartBook:
-    """The charts of one model version, stored as ``<name>.json`` (state) and ``<name>.png`` in ``folder``."""
+    """The charts of one model version, stored as ``<name>.json`` (state) and ``<name>.png`` in ``store``.
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    ``store`` is the ``charts`` folder of the state (a folder, an ``s3://`` location or a
+    :class:`~trustops.monitoring.state_store.StateStore`).  Saving is compare-and-set per chart:
+    when another pass saved the chart since it was loaded, the points this book added are
+    merged onto the saved ones again, past the saved ``last_step``, so no batch is charted twice.
+    """
+
+    def __init__(self, store: StateStore | Path | str) -> None:
+        self.store = open_state(store)
         self.points: dict[str, list[dict]] = {}
         self.last_step: dict[str, int | None] = {}
+        self._versions: dict[str, str | None] = {}
+        self._added: dict[str, list[dict]] = {}
+
+    @property
+    def folder(self) -> Path | None:
+        return self.store.local_folder()
+
+    def _read(self, name: str) -> tuple[list[dict], int | None, str | None]:
+        key = f"{name}.json"
+        stored = self.store.read(key)
+        if stored is None:
+            return [], None, None
+        saved = parse_state(stored.data, self.store.where(key))
+        if "last_step" not in saved:
+            raise damaged(self.store.where(key), "no last_step", ": the chart starts a new picture")
+        return list(saved.get("points", [])), saved["last_step"], stored.version
 
     def load(self, name: str) -> None:
         if name in self.points:
             return
-        path = self.folder / f"{name}.json"
-        saved = read_state_file(path) if path.is_file() else {"last_step": None, "points": []}
-        self.points[name], self.last_step[name] = saved.get("points", []), saved["last_step"]
+        self.points[name], self.last_step[name], self._versions[name] = self._read(name)
+        self._added[name] = []
+
+    def append(self, name: str, point: dict) -> None:
+        """Add ``point`` (``step``, ``value``, ``ucl``) to the loaded chart ``name``."""
+        self.points[name].append(point)
+        self._added[name].append(point)
+        self.last_step[name] = point["step"]
 
     def save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for name, points in self.points.items():
-            partial = self.folder / f"{name}.json.partial"
-            partial.write_text(json.dumps({"last_step": self.last_step[name], "points": points[-KEPT_POINTS:]}))
-            partial.replace(self.folder / f"{name}.json")
+        for name in self.points:
+            if not self._added[name]:
+                continue  # nothing new on this chart: nothing to write
+            for _ in range(SAVE_ATTEMPTS):
+                body = json.dumps({"last_step": self.last_step[name], "points": self.points[name][-KEPT_POINTS:]})
+                try:
+                    self._versions[name] = self.store.write(f"{name}.json", body.encode("utf-8"), expect=self._versions[name])
+                    break
+                except StateConflict:  # another pass saved this chart since it was loaded
+                    points, last_step, self._versions[name] = self._read(name)
+                    newer = [p for p in self._added[name] if last_step is None or p["step"] > last_step]
+                    self.points[name] = points + newer
+                    self.last_step[name] = newer[-1]["step"] if newer else last_step
+            else:
+                raise StateConflict(f"The chart {self.store.where(name + '.json')} changed under each of {SAVE_ATTEMPTS} "
+                                    "attempts to save it; nothing is lost (the next pass charts these batches).")
+
+    def picture_path(self, name: str) -> Path:
+        """Where the chart's picture is drawn: in the state folder, or (state on S3) a local copy MLflow can log."""
+        folder = self.folder
+        if folder is None:
+            where = hashlib.sha256(self.store.location.encode()).hexdigest()[:16]
+            folder = Path(tempfile.gettempdir()) / "trustops-charts" / where  # one picture per chart, overwritten
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{name}.png"
+
+    def keep_picture(self, name: str, path: Path) -> None:
+        if self.folder is None and path.is_file():  # state on S3: the picture goes next to the chart's state, as in a local folder
+            self.store.write(f"{name}.png", path.read_bytes())
 
 
-def chart_batches(checked: CheckedBatches, *, state: Path, title_suffix: str) -> ChartedPoints:
+def chart_batches(checked: CheckedBatches, *, state: Path | str | StateStore, title_suffix: str) -> ChartedPoints:
     """Append every batch's p-values to their charts, save the charts and draw them."""
-    book = ChartBook(state / "charts")
+    book = ChartBook(open_state(state).child("charts"))
     charted = ChartedPoints()
     for batch in checked.batches:
         for name, score in batch.scores.items():
@@ -61,15 +116,16 @@ def chart_batches(checked: CheckedBatches, *, state: Path, title_suffix: str) ->
                 continue  # charted by an earlier attempt at this pass
             point = ChartPoint(step=batch.step, chart=name, value=score.chart_value, ucl=-math.log10(score.page_level),
                                signal=score.p_value <= score.page_level, p_value=score.p_value)
-            book.points[name].append({"step": point.step, "value": point.value, "ucl": point.ucl})
-            book.last_step[name] = batch.step
+            book.append(name, {"step": point.step, "value": point.value, "ucl": point.ucl})
             charted.points.append(point)
     book.save()
     # A picture only where this pass signalled: drawing costs ~0.5 s a chart, paid on every
     # scheduled pass otherwise, and MLflow's metric history (value and limit per step) shows
     # every chart anyway.
     for name in sorted({point.chart for point in charted.points if point.signal}):
-        charted.images.append(str(plot_p_value_chart(book.points[name], book.folder / f"{name}.png", title=f"{name} ({title_suffix})")))
+        picture = plot_p_value_chart(book.points[name], book.picture_path(name), title=f"{name} ({title_suffix})")
+        book.keep_picture(name, picture)
+        charted.images.append(str(picture))
     failpoint("monitor.chart")  # chart states saved; no alert written yet
     return charted
 

@@ -33,7 +33,7 @@ DRIFT_REPORT_ROWS = 2_000
 
 
 def check_collected(
-    model: nn.Module,
+    model: nn.Module | None,  # None only when nothing was collected
     model_info: RegisteredModel,
     collected: CollectedCaptures,
     *,
@@ -76,8 +76,11 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
     fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
     recent_inputs: list[torch.Tensor] = []
     shifted = False
-    traffic_stream = (item if isinstance(item, UnreadableChunk) else Traffic(step=item, model=model, value_range=reference.value_range)
-                      for item in read_collected(collected))
+    traffic_stream = (
+        item if isinstance(item, UnreadableChunk)
+        else Traffic(step=item, model=model, value_range=reference.value_range, columns=reference.columns)
+        for item in read_collected(collected)
+    )
     checks = check_stream(fitted, traffic_stream, batches=len(collected.new_steps))
     for traffic, check in progress(checks, desc="monitor batches", total=len(collected.new_steps), unit="batch"):
         if isinstance(traffic, UnreadableChunk):
@@ -101,5 +104,5 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
                 recent_inputs.pop(0)
     if recent_inputs and (drift_report == "always" or (drift_report == "on_shift" and shifted)):
         rows = torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:]
-        html = fitted["evidently_drift"].report_html(input_table(rows))
+        html = fitted["evidently_drift"].report_html(input_table(rows, reference.columns))
         checked.html_reports["evidently_drift"] = HtmlReport(step=checked.batches[-1].step, html=html)

@@ -14,7 +14,7 @@ A monitor that raises does not stop the others: its failure is returned for aler
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ class Traffic:
     step: CapturedStep
     model: torch.nn.Module | None
     value_range: tuple[float, float]
+    columns: tuple[str, ...] | None = None  # the reference's feature names (Reference.columns)
     _squeezing: list = field(default_factory=list)
 
     @property
@@ -62,12 +63,14 @@ class Traffic:
         return self._squeezing[0]
 
 
-def input_table(inputs: torch.Tensor, columns: list[str] | None = None) -> Any:
-    """Inputs as a table for the drift and expectation monitors (``x0 ... x{D-1}`` unless named)."""
+def input_table(inputs: torch.Tensor, columns: Sequence[str] | None = None) -> Any:
+    """Inputs as a table for the drift and expectation monitors, named by ``columns`` (``x0 ... x{D-1}`` when
+    there are none, or not one per flattened input: e.g. a model whose inputs are not its data's columns)."""
     import pandas as pd
 
     flat = inputs.reshape(len(inputs), -1).double().numpy()
-    return pd.DataFrame(flat, columns=columns or [f"x{i}" for i in range(flat.shape[1])])
+    named = columns is not None and len(columns) == flat.shape[1]
+    return pd.DataFrame(flat, columns=list(columns) if named else [f"x{i}" for i in range(flat.shape[1])])
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ VIEWS: dict[str, MonitorView] = {
         batch=lambda traffic: traffic.probabilities.numpy(),
     ),
     "evidently_drift": MonitorView(
-        title="input drift", reference=lambda ref: input_table(ref.inputs), batch=lambda traffic: input_table(traffic.inputs),
+        title="input drift", reference=lambda ref: input_table(ref.inputs, ref.columns), batch=lambda traffic: input_table(traffic.inputs, traffic.columns),
     ),
     "feature_squeezing": MonitorView(
         title="instability under feature squeezing", evidence=ADVERSARIAL,
@@ -114,7 +117,7 @@ VIEWS: dict[str, MonitorView] = {
     ),
     "input_expectations": MonitorView(
         title="input expectations", evidence=DATA_QUALITY,
-        reference=lambda ref: input_table(ref.inputs), batch=lambda traffic: input_table(traffic.inputs),
+        reference=lambda ref: input_table(ref.inputs, ref.columns), batch=lambda traffic: input_table(traffic.inputs, traffic.columns),
         options=lambda level, value_range: {"value_range": value_range},
     ),
 }

@@ -12,18 +12,20 @@ from pathlib import Path
 from trustops.capture import CapturedStep, CorruptChunkError, open_capture
 from trustops.monitoring.records import ChunkRef, CollectedCaptures, UnreadableChunk
 from trustops.monitoring.repair import check_state
+from trustops.monitoring.state_store import StateStore, open_state
 from trustops.monitoring.watermark import Watermark
 
 
-def collect_new_captures(capture_uri: str, state: Path) -> CollectedCaptures:
+def collect_new_captures(capture_uri: str, state: Path | str | StateStore) -> CollectedCaptures:
     """The chunks with steps after the watermark kept in ``state`` and up to the capture's horizon, less the quarantined ones.
 
     The horizon (:meth:`~trustops.capture.CaptureReader.committed_horizon`) stops the listing
     below any step another process reserved and has not committed yet: once the watermark
     moved past such a step, no later pass would look at it.
     """
-    check_state(state)  # a damaged state file stops the pass here, before any work
-    watermark = Watermark.load(state / "watermark.json", capture_uri)
+    store = open_state(state)  # a folder, or s3://... when the monitor state is on shared storage
+    check_state(store)  # a damaged state file stops the pass here, before any work
+    watermark = Watermark.load(store, capture_uri)
     reader = open_capture(capture_uri)
     horizon = reader.committed_horizon("predict", after=watermark.last_step)
     quarantined = set(watermark.quarantined)

@@ -1,5 +1,8 @@
 """One monitor run for a registered model: the ZenML monitor pipeline, tracked as an MLflow run.
 
+Each pass's MLflow run is a child of the model version's long-lived monitoring run, which holds
+the control charts (:mod:`trustops.monitoring.mlflow_chart`).
+
 Everything that can be wrong with the request (monitor names, the false-page budget, too few
 permutations for a page limit) is checked before anything is read or imported, and a pass with
 nothing new ends before the pipeline starts.
@@ -15,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustops.errors import ConfigError
-from trustops.paths import default_tracking_uri, project_root, state_dir
+from trustops.paths import default_tracking_uri, project_root
 
 if TYPE_CHECKING:  # MLflow and pydantic load only when a pass runs
     from trustops.model_index import IndexedVersion
+    from trustops.monitoring.state_store import StateStore
     from trustops.monitoring.records import PassReport
     from trustops.registry import RegisteredModel
 
@@ -37,14 +41,22 @@ def default_monitor_names() -> list[str]:
     return list(DEFAULT_MONITORS)
 
 
-def monitor_state(root: Path, model: RegisteredModel | IndexedVersion, traffic: str = "production") -> Path:
+def monitor_state(root: Path, model: RegisteredModel | IndexedVersion, traffic: str = "production") -> Path | str:
     """Per version and traffic: a new version has its own capture store, reference, charts and watermark.
 
     ``traffic`` other than ``production`` (e.g. the main job's ``demo-stream``) keeps its own
     state, so an experiment never moves the production watermark or opens its conditions.
+    A folder under ``.trustops/monitoring``, or ``<storage uri>/monitoring/...`` when the
+    storage setting is S3 (``TRUSTOPS_MONITOR_STATE_URI`` overrides both; see
+    :func:`trustops.storage.monitoring_location`), so every worker sees the same state.
     """
-    folder = state_dir(root) / "monitoring" / re.sub(r"[^A-Za-z0-9_.-]", "_", model.name) / f"v{model.version}"
-    return folder if traffic == "production" else folder / "experiments" / re.sub(r"[^A-Za-z0-9_.-]", "_", traffic)
+    from trustops.storage import monitoring_location
+
+    parts = [re.sub(r"[^A-Za-z0-9_.-]", "_", model.name), f"v{model.version}"]
+    if traffic != "production":
+        parts += ["experiments", re.sub(r"[^A-Za-z0-9_.-]", "_", traffic)]
+    base = monitoring_location(root)
+    return base.joinpath(*parts) if isinstance(base, Path) else "/".join([base, *parts])
 
 
 def resolve_monitored_model(model_name: str, model_version: str, root: Path) -> RegisteredModel:
@@ -81,6 +93,7 @@ def run_monitor(
     budget = check_monitor_request(names, false_page_budget, drift_report, permutations)  # before anything is read
     from trustops.monitoring.collect import collect_new_captures
     from trustops.monitoring.records import PassReport
+    from trustops.monitoring.state_store import open_state
     from trustops.monitoring.watermark import exclusive_run
 
     root = project_root()
@@ -92,25 +105,40 @@ def run_monitor(
     reconcile_abandoned_runs(default_tracking_uri(root), root=root)
     found = resolve_monitored_model(model_name, model_version, root)
     state = monitor_state(root, found, traffic)
+    store = open_state(state)
     capture = capture_uri or found.capture_uri
-    # The local orchestrator runs the steps in this process, so holding the lock here covers the
-    # whole pipeline; on a remote orchestrator the watermark's compare-and-set guards instead.
-    with exclusive_run(state / "run.lock"):
-        if not collect_new_captures(capture, state).chunks:
+    # The local orchestrator runs the steps in this process, so holding the lock (an S3 lease when
+    # the state is on S3) here covers the whole pipeline; on a remote orchestrator the watermark's
+    # compare-and-set guards instead.
+    with exclusive_run(store):
+        if not collect_new_captures(capture, store).chunks:
             report = PassReport()
-            report.pending_alerts = deliver_pending_alerts(state)
+            report.pending_alerts = deliver_pending_alerts(store)
             return report, None
         from pipelines.monitoring import monitoring_pipeline
         from trustops.runs.zenml_runs import run_tracked_pipeline
 
-        run_name = f"monitor-{found.name}-v{found.version}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
         pipeline_run = run_tracked_pipeline(
-            monitoring_pipeline, run_name=run_name, experiment_name=MONITORING_EXPERIMENT, root=root,
+            monitoring_pipeline, run_name=pass_run_name(), experiment_name=MONITORING_EXPERIMENT, root=root,
             model_name=found.name, model_version=str(found.version), monitors=names, state=str(state),
             false_page_budget=budget, drift_report=drift_report, permutations=permutations, capture_uri=capture_uri,
+            traffic=traffic,
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
+
+
+def pass_run_name(now: float | None = None) -> str:
+    """``pass-10.15.02-2026-12-01-ab12``: one monitor pass's run, a child of its version's monitoring run.
+
+    The parent names the model and version, so a pass is told apart by when it ran (UTC): the
+    time of day first, which differs between passes and survives the UI's run column cutting
+    a long name short, then the date and a random suffix, which keep the name unique in the
+    experiment (ZenML's tracker finds a pipeline's MLflow run by its name) and in ZenML.  Only
+    letters, digits, ``.`` and ``-``: on an Airflow stack the run name is also the DAG id.
+    """
+    stamp = time.gmtime(time.time() if now is None else now)
+    return f"pass-{time.strftime('%H.%M.%S-%Y-%m-%d', stamp)}-{uuid.uuid4().hex[:4]}"
 
 
 def _nothing_new(model_name: str, model_version: str, root: Path, traffic: str, capture_uri: str | None) -> PassReport | None:
@@ -123,37 +151,47 @@ def _nothing_new(model_name: str, model_version: str, root: Path, traffic: str, 
     from trustops.model_index import peek_model_version
     from trustops.monitoring.collect import collect_new_captures
     from trustops.monitoring.records import PassReport
+    from trustops.monitoring.state_store import open_state
     from trustops.monitoring.watermark import exclusive_run
 
     indexed = peek_model_version(default_tracking_uri(root), model_name, model_version)
     capture = capture_uri or (indexed.capture_uri if indexed else None)
     if indexed is None or capture is None:
         return None
-    state = monitor_state(root, indexed, traffic)
-    with exclusive_run(state / "run.lock"):
-        if collect_new_captures(capture, state).chunks:
+    store = open_state(monitor_state(root, indexed, traffic))  # boto3 is imported only for state on S3
+    with exclusive_run(store):
+        if collect_new_captures(capture, store).chunks:
             return None
         report = PassReport()
-        report.pending_alerts = deliver_pending_alerts(state)
-        return report
+        report.pending_alerts = deliver_pending_alerts(store)
+    from trustops.lifecycle import reconcile_abandoned_runs
+
+    # The pass after a killed one usually has nothing new: end the runs nobody owns here too
+    # (a read-only SQLite query when none is abandoned; MLflow loads only when one is).
+    reconcile_abandoned_runs(default_tracking_uri(root), root=root)
+    return report
 
 
 def repair_monitor_state(model_name: str, model_version: str = "latest", traffic: str = "production") -> list[str]:
     """Move the model's damaged monitor state files aside (under its lock); one line per file repaired."""
     from trustops.monitoring.repair import repair_state
+    from trustops.monitoring.state_store import open_state
     from trustops.monitoring.watermark import exclusive_run
 
     root = project_root()
-    state = monitor_state(root, resolve_monitored_model(model_name, model_version, root), traffic)
-    with exclusive_run(state / "run.lock"):
-        return repair_state(state)
+    store = open_state(monitor_state(root, resolve_monitored_model(model_name, model_version, root), traffic))
+    with exclusive_run(store):
+        return repair_state(store)
 
 
-def deliver_pending_alerts(state: Path) -> int:
+def deliver_pending_alerts(state: Path | str | StateStore) -> int:
     """Retry the outbox's undelivered alerts (a pass with nothing new still does this); returns how many stay pending."""
-    if not (state / "alerts").is_dir():
+    from trustops.monitoring.state_store import open_state
+
+    alerts = open_state(state).child("alerts")
+    if not alerts.list():
         return 0
     from trustops.alerts import AlertManager
     from trustops.monitoring.channels import alert_channels
 
-    return len(AlertManager.from_config(state / "alerts", alert_channels()).flush().pending)
+    return len(AlertManager.from_config(alerts, alert_channels()).flush().pending)

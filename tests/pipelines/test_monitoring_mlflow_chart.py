@@ -1,0 +1,210 @@
+"""The control chart in MLflow's own UI: `trustops monitor` passes add to one monitoring run, drawn with its limits in Chromium.
+
+A smoke-trained model, six captured batches (the fifth shifted) monitored in two passes by the
+real CLI, then `trustops ui` on loopback and a real headless Chromium on the monitoring run's
+metric page.  With ``TRUSTOPS_SCREENSHOTS=docs/images`` the page's screenshot is kept there
+(``mlflow-monitoring-chart.png``, the README's picture).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.pipelines.conftest import REPO_ROOT
+from trustops.capture import ActivationCapture
+from trustops.monitoring.mlflow_chart import (
+    CENTER_LINE,
+    CHART_CENTER,
+    CHART_SIGNAL,
+    CHART_UCL,
+    CHART_VALUE,
+    MODEL_VERSION_TAG_PREFIX,
+    PARENT_RUN_TAG,
+    chart_metric,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+MODEL = "chart-digits"
+CHART = "prediction_shift"  # the chart drawn; the brightened batch (step 4) moves the class mix
+KEYS = [chart_metric(CHART, q) for q in (CHART_VALUE, CHART_CENTER, CHART_UCL, CHART_SIGNAL)]
+SCREENSHOTS_ENV = "TRUSTOPS_SCREENSHOTS"
+
+
+@pytest.fixture(scope="module")
+def monitored(project):
+    """Six batches through a registered model, monitored in two `trustops monitor` passes (3 + 3)."""
+    import pandas as pd
+
+    from trustops.registry import resolve_registered_model
+
+    trained = project.trustops("train", "trainer=smoke", "dp=off", "tracking.experiment_name=chart-train",
+                               f"tracking.registered_model_name={MODEL}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    found = resolve_registered_model(MODEL, "latest", project.client())
+    with project.mlflow_globals() as mlflow:
+        model = mlflow.pytorch.load_model(found.model_uri).eval()
+    test = pd.read_parquet(project.root / "data" / "digits.parquet").query("split == 'test'")
+    x = torch.from_numpy(test.filter(like="pixel_").to_numpy("float32")).reshape(-1, 1, 8, 8)
+    batches = [x[:60], x[60:120], x[120:180], x[180:240], (x[240:300] + 6.0).clamp(0.0, 16.0), x[300:359]]
+    for first, last in ((0, 3), (3, 6)):
+        for batch in batches[first:last]:
+            with ActivationCapture(model, found.capture_uri, mode="predict"), torch.no_grad():
+                model(batch)
+        result = project.trustops("monitor", "--model", MODEL, "--monitors", CHART)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Monitored 3 batch(es)" in result.stdout
+    client = project.client()
+    experiment = client.get_experiment_by_name("trustops-monitoring")
+    (monitoring,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.model_version = '{MODEL}/1' and "
+                                       "tags.`trustops.monitoring_run` != ''")
+    return client, experiment, monitoring
+
+
+def test_two_passes_are_children_of_one_monitoring_run_linked_to_the_model_version(monitored):
+    client, experiment, monitoring = monitored
+    passes = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{monitoring.info.run_id}'",
+                                order_by=["attributes.start_time ASC"])
+    assert len(passes) == 2 and len({run.info.run_name for run in passes}) == 2
+    assert all(run.info.run_name.startswith("pass-") and run.info.status == "FINISHED" for run in passes)
+    # Each pass's input: the batches it monitored, named by their capture steps.
+    inputs = [[(d.dataset.name, {t.key: t.value for t in d.tags}.get("mlflow.data.context")) for d in run.inputs.dataset_inputs]
+              for run in passes]
+    assert inputs == [[("capture steps 0-2", "monitoring")], [("capture steps 3-5", "monitoring")]]
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags[MODEL_VERSION_TAG_PREFIX + "production"] == monitoring.info.run_id
+    assert monitoring.info.run_name == f"monitor {MODEL} v1"
+    # MLflow 3: the version was registered from a logged model (source `models:/<model_id>`), the run's input.
+    model_id = version.source.removeprefix("models:/")
+    assert monitoring.data.tags["model_id"] == model_id
+    assert [m.model_id for m in client.get_run(monitoring.info.run_id).inputs.model_inputs] == [model_id]
+
+
+def test_the_training_run_logs_each_setting_once_and_its_data_splits_as_inputs(monitored):
+    client = monitored[0]
+    (training,) = client.search_runs([client.get_experiment_by_name("chart-train").experiment_id])
+    spellings: dict[str, list[str]] = {}
+    for key in training.data.params:  # `capture.uri` and `capture_uri` would be one setting logged twice
+        spellings.setdefault(key.replace(".", "_"), []).append(key)
+    assert [keys for keys in spellings.values() if len(keys) > 1] == []
+    inputs = sorted((d.dataset.name, {t.key: t.value for t in d.tags}["mlflow.data.context"], d.dataset.digest)
+                    for d in training.inputs.dataset_inputs)
+    assert [(name, context) for name, context, _ in inputs] == [
+        ("digits test", "testing"), ("digits train", "training"), ("digits val", "validation")]
+    assert len({digest for _, _, digest in inputs}) == 3
+
+
+@contextlib.contextmanager
+def mlflow_ui(project):
+    """`trustops ui` on a free loopback port, as a user starts it; yields its URL."""
+    from tests.team.conftest import free_port
+
+    port = free_port()
+    log = project.root / f"ui-{port}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "trustops"), "ui", "--port", str(port)], cwd=project.root,
+                                   env=project.env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # its own process group: stopping it stops the server too
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the MLflow UI did not answer within 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(project, monitored, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    _, experiment, monitoring = monitored
+    run_id = monitoring.info.run_id
+    with mlflow_ui(project) as url:
+        # MLflow's REST API: every capture step of both passes, each with its centre line, limit and signal.
+        histories = {}
+        for key in KEYS:
+            query = urllib.parse.urlencode({"run_id": run_id, "metric_key": key})
+            with urllib.request.urlopen(f"{url}/api/2.0/mlflow/metrics/get-history?{query}", timeout=30) as response:
+                histories[key] = sorted((m["step"], m["value"]) for m in json.load(response)["metrics"])
+        assert all([step for step, _ in points] == [0, 1, 2, 3, 4, 5] for points in histories.values()), histories
+        assert histories[KEYS[1]] == [(s, pytest.approx(CENTER_LINE)) for s in range(6)]
+        limit = histories[KEYS[2]][0][1]
+        signals = [step for step, value in histories[KEYS[3]] if value == 1.0]
+        assert signals == [step for step, value in histories[KEYS[0]] if value >= limit] and 4 in signals  # the shifted batch
+
+        page_query = "&".join([
+            f"runs={json.dumps([run_id])}", f"metric={urllib.parse.quote(json.dumps(KEYS[0]))}",
+            f"experiments={json.dumps([experiment.experiment_id])}", f"plot_metric_keys={urllib.parse.quote(json.dumps(KEYS))}",
+            "plot_layout={}", "x_axis=step", "y_axis_scale=linear", "line_smoothness=1", "show_point=true",
+            "deselected_curves=[]", "last_linear_y_axis_range=[]",
+        ])
+        screenshot = tmp_path / "mlflow-monitoring-chart.png"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                viewport={"width": 1400, "height": 740},
+            )  # fmt: skip
+            try:
+                page = browser.new_page()
+                page.goto(f"{url}/#/metric/{urllib.parse.quote(KEYS[0], safe='')}?{page_query}",
+                          wait_until="domcontentloaded", timeout=60_000)
+                # What the chart draws: plotly keeps each drawn series (name, x, y) on its graph element.
+                page.wait_for_function(
+                    "() => { const g = document.querySelector('.js-plotly-plot');"
+                    f" return g && g.data && g.data.length >= {len(KEYS)} && g.data.every(t => t.x && t.x.length >= 6); }}",
+                    timeout=90_000)
+                traces = page.evaluate(
+                    "() => document.querySelector('.js-plotly-plot').data.map(t => ({x: Array.from(t.x), y: Array.from(t.y)}))")
+                legend = page.inner_text("body")  # the chart's legend: "<run name> (<metric>)" per series
+                # MLflow's assistant panel opens beside the chart; closed, the chart has the page's width.
+                if page.get_by_role("button", name="Close").count():
+                    page.get_by_role("button", name="Close").first.click()
+                page.wait_for_timeout(1000)  # the chart redraws at the new width
+                page.screenshot(path=str(screenshot))
+            finally:
+                browser.close()
+
+    # The chart draws each series as a line and as its points (two traces, in the order of plot_metric_keys).
+    series = []
+    for trace in traces:
+        if not series or series[-1] != (trace["x"], trace["y"]):
+            series.append((trace["x"], trace["y"]))
+    assert len(series) == len(KEYS), series
+    for key, (x, y) in zip(KEYS, series):
+        assert x == [0, 1, 2, 3, 4, 5] and y == pytest.approx([value for _, value in histories[key]]), (key, x, y)
+        assert f"({key})" in legend, legend
+    assert screenshot.stat().st_size > 10_000
+    if keep := os.environ.get(SCREENSHOTS_ENV):
+        folder = Path(keep) if Path(keep).is_absolute() else REPO_ROOT / keep
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, folder / screenshot.name)
