@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,3 +130,22 @@ def write_report(name: str, report: dict[str, Any], out: Path | None = None) -> 
     path.write_text(json.dumps(report, indent=2, allow_nan=False, default=str) + "\n")
     print(f"wrote {path}", flush=True)
     return path
+
+
+def epoch_clock():
+    """A Lightning callback whose ``seconds`` lists each training epoch's time, validation excluded."""
+    import lightning as L
+
+    class EpochClock(L.Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._start = 0.0
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self._start = time.perf_counter()
+
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            if not trainer.sanity_checking:
+                self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochClock()

@@ -24,31 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import digits_settings, machine, make_project, peak_memory, report_from_worker, run_worker, write_report
+from bench._common import digits_settings, epoch_clock, machine, make_project, peak_memory, report_from_worker, run_worker, write_report
 
 TARGET_RATIO = 1.6
 
 
 def worker(family: str, dp: bool, epochs: int, threads: int) -> dict[str, Any]:
-    import lightning as L
     import torch
 
     from trustops.data.loading import load_dataset
     from trustops.training.trainer import train_classifier
 
     torch.set_num_threads(threads)
-
-    class EpochClock(L.Callback):
-        def __init__(self) -> None:
-            self.seconds: list[float] = []
-            self._start = 0.0
-
-        def on_train_epoch_start(self, trainer, module) -> None:
-            self._start = time.perf_counter()
-
-        def on_validation_epoch_start(self, trainer, module) -> None:
-            if not trainer.sanity_checking:
-                self.seconds.append(time.perf_counter() - self._start)
 
     with tempfile.TemporaryDirectory() as folder:
         root = make_project(Path(folder))
@@ -58,14 +45,14 @@ def worker(family: str, dp: bool, epochs: int, threads: int) -> dict[str, Any]:
             root / data.path, fmt=data.format, image_shape=data.image_shape,
             val_fraction=data.val_fraction, test_fraction=data.test_fraction, split_seed=data.split_seed,
         )  # fmt: skip
-        epoch_clock = EpochClock()
+        clock = epoch_clock()
         with peak_memory() as memory:
-            result = train_classifier(frame, info, settings, callbacks=[epoch_clock])
+            result = train_classifier(frame, info, settings, callbacks=[clock])
     return {
         "family": family,
         "dp": dp,
-        "epoch_seconds": epoch_clock.seconds,
-        "median_epoch_seconds": statistics.median(epoch_clock.seconds[1:] or epoch_clock.seconds),
+        "epoch_seconds": clock.seconds,
+        "median_epoch_seconds": statistics.median(clock.seconds[1:] or clock.seconds),
         "memory": memory,
         "batch_size": settings.trainer.batch_size,
         "n_train": info.split_sizes["train"],

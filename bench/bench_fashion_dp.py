@@ -15,8 +15,8 @@ Two parts, each measurement in a fresh worker process:
   images.  The ``--paper`` sizes follow Tramèr & Boneh (2021), "Differentially private learning
   needs better features (or much more data)": Poisson batches of 2048, 40 epochs, clipping
   norm C = 0.1, SGD with learning rate 4 and momentum 0.9, ε of 1, 3 and 8.  Their end-to-end
-  model is a tanh CNN; trustops' CNN family here is ``fashion_cnn`` (GroupNorm blocks), and the
-  activations are those trustops offers (tanh is not one yet: see ``--activations``).
+  model is a tanh CNN; trustops' CNN family here is ``fashion_cnn`` (GroupNorm blocks) with
+  each activation of ``--activations`` that trustops offers (relu, smelu, tanh by default).
 - **epoch time**: trustops' DP training ÷ a bare Opacus loop (``PrivacyEngine.make_private``,
   forward, ``cross_entropy``, backward, ``step``) on the same model, data, batch size, Poisson
   sampling, noise multiplier and thread count; DP ÷ no DP for both; and the bare loop with
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import machine, report_from_worker, run_worker, write_report
+from bench._common import epoch_clock, machine, report_from_worker, run_worker, write_report
 
 TARGET_OVERHEAD = 1.1
 DELTA = 1e-5
@@ -79,24 +79,6 @@ def _load(cfg_overrides: list[str]):
     return settings, frame, info
 
 
-def _epoch_clock():
-    import lightning as L
-
-    class EpochClock(L.Callback):
-        def __init__(self) -> None:
-            self.seconds: list[float] = []
-            self._start = 0.0
-
-        def on_train_epoch_start(self, trainer, module) -> None:
-            self._start = time.perf_counter()
-
-        def on_validation_epoch_start(self, trainer, module) -> None:
-            if not trainer.sanity_checking:
-                self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochClock()
-
-
 def _steady(seconds: list[float]) -> float:
     """The median epoch after the warm-up epoch."""
     return statistics.median(seconds[1:] or seconds)
@@ -112,7 +94,7 @@ def trustops_worker(cfg_overrides: list[str], threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     settings, frame, info = _load(cfg_overrides)
-    clock = _epoch_clock()
+    clock = epoch_clock()
     started = time.perf_counter()
     result = train_classifier(frame, info, settings, callbacks=[clock])
     seconds = time.perf_counter() - started

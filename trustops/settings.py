@@ -17,7 +17,7 @@ from trustops.errors import ConfigError
 # tests/core/test_cli_startup.py checks they equal trustops.data.loading.FORMATS,
 # trustops.models.activations.ACTIVATIONS and trustops.models.networks.MODEL_FAMILIES.
 FORMATS = ("auto", "parquet", "csv", "npz")
-ACTIVATIONS = ("relu", "smelu", "gelu", "swish")
+ACTIVATIONS = ("relu", "smelu", "gelu", "swish", "tanh")
 MODEL_FAMILIES = ("mlp", "cnn", "fashion_cnn", "tabular")
 OPTIMIZERS = ("sgd", "adam")
 ACCOUNTANTS = ("rdp", "prv", "gdp")

@@ -168,9 +168,8 @@ def _detection_section(client: MlflowClient, run: Run | None) -> Section:
 
 def _reproducibility_section(client: MlflowClient, data_hash: str | None) -> Section:
     section = Section("Reproducibility (prediction difference)")
-    run = _latest_run(client, f"tags.trustops_job = 'reproducibility_summary' and tags.data_hash = '{data_hash}'") if data_hash else None
-    table = _logged_csv(client, run, "reproducibility/reproducibility.csv") if run else None
-    if table is None or not len(table):
+    run, table = _latest_study(client, data_hash, "reproducibility")
+    if table is None:
         section.note = "No reproducibility study on this data yet: `trustops trust reproducibility`."
         return section
     section.source = f"Study `{run.info.run_id}` on the same data (its own models, trained like this one)."
@@ -184,14 +183,22 @@ def _reproducibility_section(client: MlflowClient, data_hash: str | None) -> Sec
 
 def _robustness_section(client: MlflowClient, data_hash: str | None) -> Section:
     section = Section("Robustness (accuracy under PGD)")
-    run = _latest_run(client, f"tags.trustops_job = 'robustness_summary' and tags.data_hash = '{data_hash}'") if data_hash else None
-    table = _logged_csv(client, run, "robustness/robustness.csv") if run else None
-    if table is None or not len(table):
+    run, table = _latest_study(client, data_hash, "robustness")
+    if table is None:
         section.note = "No robustness study on this data yet: `trustops trust robustness`."
         return section
     section.source = f"Study `{run.info.run_id}` on the same data (its own models)."
     section.table = table
     return section
+
+
+def _latest_study(client: MlflowClient, data_hash: str | None, study: str) -> tuple[Run | None, pd.DataFrame | None]:
+    """The latest summary run of ``trustops trust <study>`` on the data ``data_hash`` and its table (``<study>/<study>.csv``)."""
+    if not data_hash:
+        return None, None
+    run = _latest_run(client, f"tags.trustops_job = '{study}_summary' and tags.data_hash = '{data_hash}'")
+    table = _logged_csv(client, run, f"{study}/{study}.csv") if run else None
+    return run, (table if table is not None and len(table) else None)
 
 
 def _latest_run(client: MlflowClient, filter_string: str) -> Run | None:

@@ -69,7 +69,7 @@ def test_config_prints_the_resolved_config_without_torch_zenml_mlflow_or_pandas(
     "argv,message",
     [
         (["config", "dp.target_epsilon=-1"], "dp.target_epsilon must be > 0. Got: -1"),
-        (["config", "model.activation=tanhh"], "model.activation must be one of relu, smelu, gelu, swish. Got: 'tanhh'"),
+        (["config", "model.activation=tanhh"], "model.activation must be one of relu, smelu, gelu, swish, tanh. Got: 'tanhh'"),
         (["config", "data=table"], "data.path has no value"),
         (["train", "nosuchkey=1"], "Unknown config key 'nosuchkey'"),
         (["train", "model.colour=red"], "Unknown config key 'model.colour'"),

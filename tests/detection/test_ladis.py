@@ -59,3 +59,24 @@ def test_layer_table_covers_every_capturable_layer(trained):
 def test_reference_halves_are_disjoint_and_complete():
     fit, held_out = split_reference(torch.zeros(11, 3), seed=3)
     assert sorted(torch.cat([fit, held_out]).tolist()) == list(range(11))
+
+
+def test_class_matched_references_apply_when_the_reference_has_the_rows():
+    """On a reference as large as Fashion-MNIST's (5,000 rows, 500 per class), matching must apply to
+    every batch, even one the attack pushed into two classes; ``class_matched_*`` says so (a silent
+    fallback to unmatched draws would show as 0 here).  Seeded synthetic activations: one Gaussian
+    cluster per class; the attacked batch is class 3's cluster, shifted, predicted as 3 or 5."""
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 8, generator=generator) * 4
+    labels = torch.arange(5000) % 10
+    reference = centres[labels] + torch.randn(5000, 8, generator=generator)
+    clean = centres[torch.arange(300) % 10] + torch.randn(300, 8, generator=generator)
+    adversarial = centres[torch.tensor([3, 5]).repeat(150)] + 0.8 + torch.randn(300, 8, generator=generator)
+
+    def classify(z: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(z, centres).argmin(1)
+
+    settings = DetectionSettingsView(alpha=0.05, n_permutations=50, n_tests=20, n_samples=100, class_matching=True, top_k=3, seed=0)
+    report = run_detection(reference, clean, adversarial, classify=classify, settings=settings)
+    assert {report.metrics[f"class_matched_{name}"] for name in ("adversarial", "clean", "baseline")} == {1.0}
+    assert report.metrics["detection_rate"] > 0.9  # 20 tests: the shift is large, matched draws see it

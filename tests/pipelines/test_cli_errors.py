@@ -7,7 +7,7 @@ import pytest
 from trustops.cli import build_parser, main
 
 BAD_INPUTS = [
-    (["model.activation=tanhh"], "model.activation must be one of relu, smelu, gelu, swish. Got: 'tanhh'"),
+    (["model.activation=tanhh"], "model.activation must be one of relu, smelu, gelu, swish, tanh. Got: 'tanhh'"),
     (["dp.target_epsilon=-1"], "dp.target_epsilon must be > 0. Got: -1"),
     (["dp.target_delta=1.0"], "dp.target_delta must satisfy 0 < delta < 1. Got: 1.0"),
     (["model.colour=red"], "Unknown config key 'model.colour'"),

@@ -111,7 +111,7 @@ def test_the_training_run_logs_each_setting_once_and_its_data_splits_as_inputs(m
 @contextlib.contextmanager
 def mlflow_ui(project):
     """`trustops ui` on a free loopback port, as a user starts it; yields its URL."""
-    from tests.team.conftest import free_port
+    from tests.team.conftest import free_port, stop_process_group
 
     port = free_port()
     log = project.root / f"ui-{port}.log"
@@ -132,14 +132,7 @@ def mlflow_ui(project):
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process)
 
 
 def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(project, monitored, tmp_path):

@@ -33,6 +33,18 @@ def run_cli(project: Project, *args: str, env: dict[str, str] | None = None, tim
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM to a server started with ``start_new_session=True`` and its workers; SIGKILL after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @contextlib.contextmanager
 def tracking_server(project: Project, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[str]:
     """``trustops server`` on a free loopback port until the block ends; yields its URL."""
@@ -60,14 +72,7 @@ def tracking_server(project: Project, *args: str, env: dict[str, str] | None = N
                 time.sleep(0.5)
             yield url
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process)
 
 
 def new_project(root: Path, *, dvc: bool = False) -> Project:

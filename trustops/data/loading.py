@@ -75,7 +75,7 @@ def resolve_format(path: Path, fmt: str) -> str:
 def read_table(path: Path, fmt: str) -> tuple[pd.DataFrame, list[int] | None]:
     """Read ``path`` as a table; for ``.npz`` images, also return the image shape (C, H, W)."""
     if not path.is_file():
-        hint = " Run `dvc pull` (or `trustops prepare` for the default digits data) to fetch it." if "data" in path.parts else ""
+        hint = f" Run `dvc pull {path}` (or `trustops prepare` for the default digits data) to fetch it." if "data" in path.parts else ""
         raise DataError(f"Data file not found: {path}.{hint}")
     fmt = resolve_format(path, fmt)
     try:

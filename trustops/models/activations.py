@@ -94,7 +94,8 @@ class SmeLU(nn.Module):
         return f"beta={self.beta}"
 
 
-ACTIVATIONS = ("relu", "smelu", "gelu", "swish")
+# tanh: the tempered sigmoid that DP-SGD favours (Papernot et al., AAAI 2021; Tramèr & Boneh's CNN)
+ACTIVATIONS = ("relu", "smelu", "gelu", "swish", "tanh")
 
 
 def make_activation(name: str, *, beta: float = 1.0) -> nn.Module:
@@ -107,4 +108,6 @@ def make_activation(name: str, *, beta: float = 1.0) -> nn.Module:
         return nn.GELU()
     if name == "swish":
         return nn.SiLU()
+    if name == "tanh":
+        return nn.Tanh()
     raise ConfigError(f"Unknown activation {name!r}. Choose one of: {', '.join(ACTIVATIONS)}.")

@@ -23,7 +23,7 @@ def check_training_inputs(settings: TrainSettings, root: Path | None = None) -> 
         raise DataError("No data file given: set data.path=<file> (CSV, Parquet or .npz).")
     path = resolve_data_path(settings, root)
     if not path.is_file():
-        hint = "Run `dvc pull` to fetch it from the DVC remote, or `trustops prepare` to re-create the default digits data."
+        hint = f"Run `dvc pull {path}` to fetch it from the DVC remote, or `trustops prepare` to re-create the default digits data."
         raise DataError(f"Data file not found: {path}. {hint}")
     fmt = resolve_format(path, settings.data.format)
     if fmt == "npz":

@@ -156,7 +156,7 @@ def _data_path(data) -> Path:
     if not path.is_file():
         raise MissingDataError(
             f"Data file not found: {path}. Run `trustops prepare` to export the default digits data "
-            "(or `dvc pull` to fetch it from the DVC remote)."
+            f"(or `dvc pull {path}` to fetch it from the DVC remote)."
         )
     return path
 
