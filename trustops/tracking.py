@@ -45,8 +45,17 @@ def ensure_experiment(name: str, tracking_uri: str | None = None, root: Path | N
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name, artifact_location=experiment_artifact_location(tracking_uri, root),
-                                        tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})  # fmt: skip
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.create_experiment(name, artifact_location=experiment_artifact_location(tracking_uri, root),
+                                            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})  # fmt: skip
+        except MlflowException:
+            # Another process (two monitor passes of different versions starting together) created
+            # it between the lookup and the insert: use theirs.
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
     if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before trustops tagged its experiments
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return experiment.experiment_id
