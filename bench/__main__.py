@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.bench_fashion_detection import rows as fashion_detection_rows
+
 # name -> (module, arguments of the full run, arguments of --quick)
 SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "mmd": ("bench_mmd", ["--threads", "2"], ["--quick", "--skip-alibi"]),
@@ -37,6 +39,8 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     # hours on 2 cores, are `python -m bench.bench_fashion_dp --paper`.  Needs dataset-fashion-mnist.
     "fashion_dp": ("bench_fashion_dp", [], ["--quick"]),
     "fashion_pd": ("bench_fashion_pd", [], ["--quick"]),  # --full: all training images, 10 pairs
+    # Reduced: 10,000 training images, 30 tests of 100 vs 100; --full: 100 tests, all training images.
+    "fashion_detection": ("bench_fashion_detection", [], ["--quick"]),
 }
 
 Row = dict[str, Any]
@@ -80,9 +84,9 @@ WHY = {
                          "thirds of the time (cProfile), the capture reader's torch import most of the rest"),
     "cli_import_torch": "torch's own import (its shared libraries and operator registration), slowed by the machine's load",
     "tabular": "DP-SGD's clipped, noisy gradients on a few hundred training rows (see the per-seed values in the JSON)",
-    "fashion_dp_overhead": ("trustops trains under Lightning's deterministic=True (torch.use_deterministic_algorithms, which "
-                            "also fills every new tensor's memory) and the bare loop does not: see the row for the bare loop "
-                            "under that setting; on a loaded machine the per-epoch times (in the JSON) vary by up to 2x"),
+    "fashion_dp_overhead": ("trustops trains under deterministic algorithms (without PyTorch's memory fill) and Lightning's "
+                            "loop; on a loaded machine the per-epoch times (in the JSON) vary by up to 3x, so rerun on an idle "
+                            "machine before acting"),
 }
 
 
@@ -338,6 +342,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "tabular_baselines": _tabular_rows,
     "fashion_dp": _fashion_dp_rows,
     "fashion_pd": _fashion_pd_rows,
+    "fashion_detection": fashion_detection_rows,
 }
 
 

@@ -1,6 +1,7 @@
-"""Argument and input checks shared by the output and table monitors.
+"""The one validation toolkit of the monitors: argument and input checks shared by every monitor and chart.
 
-Every error says what was given and what is allowed.
+Every error says what was given and what is allowed.  The MMD monitor's tensor coercions
+(layers, predicted classes) stay in :mod:`monitors.mmd.inputs` and build on these.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ def real(value: Any, name: str, *, low: float = -math.inf, high: float = math.in
     return float(value)
 
 
+def optional_real(value: Any, name: str) -> float | None:
+    return None if value is None else real(value, name)
+
+
+def require(ok: bool, name: str, condition: str, got: Any) -> None:
+    """Raise ``"`name` must satisfy <condition>. Got: <got>"`` unless ``ok``."""
+    if not ok:
+        raise MonitorConfigError(f"`{name}` must satisfy {condition}. Got: {got!r}")
+
+
 def probability(value: Any, name: str) -> float:
     """``value`` as a float with ``0 < value < 1``."""
     value = real(value, name, low=0.0, high=1.0, condition=f"0 < {name} < 1")
@@ -33,10 +44,9 @@ def probability(value: Any, name: str) -> float:
 
 
 def integer(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    """``value`` as an int ``>= minimum``, or a :class:`MonitorConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise MonitorConfigError(f"`{name}` must be an integer >= {minimum}. Got: {value!r}")
-    if value < minimum:
-        raise MonitorConfigError(f"`{name}` must satisfy {name} >= {minimum}. Got: {value!r}")
     return int(value)
 
 
@@ -51,6 +61,33 @@ def require_fitted(fitted: bool, owner: object, method: str = "check") -> None:
         raise MonitorNotFittedError(
             f"{type(owner).__name__}.{method} was called before fit; call fit(reference) first."
         )
+
+
+def finite_array(data: Any, name: str, *, ndims: tuple[int, ...]) -> np.ndarray:
+    """``data`` as a float array with one of ``ndims`` dimensions, non-empty and finite.
+
+    Raises
+    ------
+    MonitorInputError
+        Naming the first offending position.
+    """
+    try:
+        array = np.asarray(data, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise MonitorInputError(f"`{name}` must be an array of numbers. Got: {type(data).__name__} ({error})") from None
+    if array.ndim not in ndims:
+        wanted = " or ".join(f"{d}-D" for d in ndims)
+        raise MonitorInputError(f"`{name}` must be {wanted}. Got: shape {array.shape}")
+    if array.size == 0:
+        raise MonitorInputError(f"`{name}` is empty; it needs at least one observation. Got: shape {array.shape}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        position = where[0] if len(where) == 1 else where
+        raise MonitorInputError(
+            f"`{name}` must contain only finite numbers. Got: {array[bad][0]} at position {position}"
+        )
+    return array
 
 
 def finite_matrix(data: Any, name: str, *, width: int | None = None, min_rows: int = 1) -> np.ndarray:

@@ -6,6 +6,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -278,8 +279,11 @@ class EvidentlyDriftMonitor(Monitor):
         }
         return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
 
-    def _evidently_run(self, frame: pd.DataFrame) -> Any:
-        """Evidently's own Report of ``frame`` against the reference (slow: seconds for a wide table)."""
+    def _evidently_run(self, frame: pd.DataFrame, **labels: Any) -> Any:
+        """Evidently's own Report of ``frame`` against the reference (slow: seconds for a wide table).
+
+        ``labels``: ``timestamp``, ``tags``, ``metadata`` or ``name`` of the run, as ``Report.run`` takes them.
+        """
         evidently, DataDriftPreset = _evidently()
         definition = evidently.DataDefinition(numerical_columns=self._numeric, categorical_columns=self._categorical)
         preset = DataDriftPreset(
@@ -293,6 +297,7 @@ class EvidentlyDriftMonitor(Monitor):
             return evidently.Report([preset]).run(
                 evidently.Dataset.from_pandas(frame, data_definition=definition),
                 evidently.Dataset.from_pandas(self._reference, data_definition=definition),
+                **labels,
             )
 
     def _evidently_decision(self, batch: Any) -> dict[str, Any]:
@@ -315,6 +320,28 @@ class EvidentlyDriftMonitor(Monitor):
             "drifted_columns": drifted,
             "methods": {c: method for c, (method, _, _) in per_column.items()},
         }
+
+    def report_run(
+        self,
+        batch: Any,
+        *,
+        timestamp: datetime | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Any:
+        """Evidently's Report of ``batch`` against the reference, run once: an ``evidently.Snapshot``.
+
+        The run is kept, so a following :meth:`report_html` draws it without running Evidently
+        again.  ``timestamp`` (default: now), ``tags``, ``metadata`` and ``name`` label the run, as
+        a workspace shows it.  Slow (seconds for a wide table): call it once per pass, not per batch.
+        """
+        _inputs.require_fitted(self._reference is not None, self, "report_run")
+        self._last_batch = self._table(batch, "batch")
+        self._last_run = self._evidently_run(
+            self._last_batch, timestamp=timestamp, tags=list(tags or ()), metadata=dict(metadata or {}), name=name
+        )
+        return self._last_run
 
     def report_html(self, batch: Any = None) -> str:
         """Evidently's HTML drift report of ``batch`` or, by default, of the last checked or reported batch.

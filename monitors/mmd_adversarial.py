@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 import torch
 from torch import Tensor
 
+from monitors import _inputs
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorConfigError, MonitorInputError, MonitorNotFittedError
 from monitors.mmd import inputs
@@ -183,16 +184,16 @@ class MMDAdversarialMonitor(Monitor):
         self._class_index: ClassIndex | None = None
 
     def _configure(self, **config: Any) -> None:
-        alpha = inputs.probability(config["alpha"], "alpha")
-        n_permutations = inputs.integer(config["n_permutations"], "n_permutations", minimum=1)
+        alpha = _inputs.probability(config["alpha"], "alpha")
+        n_permutations = _inputs.integer(config["n_permutations"], "n_permutations", minimum=1)
         if n_permutations < min_draws(alpha):
             raise MonitorConfigError(
                 f"`n_permutations` must be >= {min_draws(alpha)} for alpha={alpha}: the smallest possible "
                 f"p-value is 1 / (n_permutations + 1) = {1 / (n_permutations + 1):.4g}, so no batch could "
                 f"ever raise an alarm. Got: {n_permutations}"
             )
-        method = inputs.choice(config["method"], "method", METHODS)
-        backend = inputs.choice(config["backend"], "backend", BACKENDS)
+        method = _inputs.choice(config["method"], "method", METHODS)
+        backend = _inputs.choice(config["backend"], "backend", BACKENDS)
         if backend == "alibi_detect" and method != "permutation":
             raise MonitorConfigError(f"backend='alibi_detect' supports method='permutation' only. Got: {method!r}")
         if not isinstance(config["class_matching"], bool):
@@ -203,18 +204,18 @@ class MMDAdversarialMonitor(Monitor):
                 "conservative (trustops permutes within classes); use it with class_matching=False."
             )
         if config["seed"] is not None:
-            inputs.integer(config["seed"], "seed", minimum=0)
-        inputs.choice(config["dtype"], "dtype", tuple(DTYPES))
+            _inputs.integer(config["seed"], "seed", minimum=0)
+        _inputs.choice(config["dtype"], "dtype", tuple(DTYPES))
         try:
             torch.device(config["device"])
         except (RuntimeError, TypeError) as error:
             raise MonitorConfigError(f"`device` must name a torch device. Got: {config['device']!r} ({error})") from None
-        inputs.integer(config["tile_size"], "tile_size", minimum=1)
-        inputs.integer(config["reference_cache_rows"], "reference_cache_rows", minimum=0)
-        inputs.integer(config["bandwidth_rows"], "bandwidth_rows", minimum=2)
-        inputs.choice(config["standardize"], "standardize", STANDARDIZATIONS)
+        _inputs.integer(config["tile_size"], "tile_size", minimum=1)
+        _inputs.integer(config["reference_cache_rows"], "reference_cache_rows", minimum=0)
+        _inputs.integer(config["bandwidth_rows"], "bandwidth_rows", minimum=2)
+        _inputs.choice(config["standardize"], "standardize", STANDARDIZATIONS)
         if config["stop_after"] is not None:
-            inputs.integer(config["stop_after"], "stop_after", minimum=1)
+            _inputs.integer(config["stop_after"], "stop_after", minimum=1)
             if method != "permutation" or backend != "trustops":
                 raise MonitorConfigError(
                     "`stop_after` (a sequential test) needs method='permutation' and backend='trustops'. "
@@ -566,9 +567,9 @@ class MMDAdversarialMonitor(Monitor):
             If the batch or the reference has fewer than ``n_samples`` rows.
         """
         self._require_fitted("detection_rate")
-        n_tests = inputs.integer(n_tests, "n_tests", minimum=1)
-        n_samples = inputs.integer(n_samples, "n_samples", minimum=2)
-        confidence = inputs.probability(confidence, "confidence")
+        n_tests = _inputs.integer(n_tests, "n_tests", minimum=1)
+        n_samples = _inputs.integer(n_samples, "n_samples", minimum=2)
+        confidence = _inputs.probability(confidence, "confidence")
         layers, labels = self._batch(batch, predictions)
         n_batch = next(iter(layers.values())).shape[0]
         for side, size in (("batch", n_batch), ("reference", self._n_reference)):

@@ -4,6 +4,9 @@ The model is passed by reference (its registry URI in ``model_info``), never as 
 
 The pass's run is a child of the model version's long-lived monitoring run, found (or created)
 by the collect step; the chart step logs the control charts into that run.
+
+``trustops monitor`` attaches each run to the ZenML model version the monitored MLflow version
+was trained as, when it has one (see :mod:`trustops.zenml_model`).
 """
 
 from zenml import pipeline

@@ -1,4 +1,9 @@
-"""load_data -> validate -> train -> evaluate -> register, every step on one MLflow run."""
+"""load_data -> validate -> train -> evaluate -> register, every step on one MLflow run.
+
+``trustops train`` attaches each run to a new version of the ZenML model named like the registered
+model (``with_options(model=...)``, see :mod:`trustops.zenml_model`): the model is configuration,
+so it is not fixed here.
+"""
 
 from typing import Any
 

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--permutations", type=int, default=None,
                          help="resamples per test (default: the fewest that reach each monitor's page limit)")
     monitor.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
-                         help="Evidently's HTML drift report over the pass's rows (default: %(default)s)")
+                         help="Evidently's drift report over the pass's rows, as HTML and as a snapshot in the Evidently "
+                              "workspace (`always` draws every pass in `trustops drift-ui`; default: %(default)s)")
     monitor.add_argument("--repair", action="store_true",
                          help="first move damaged state files aside (NAME.damaged-TIME) and start them afresh")
 
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--workers", type=int, default=1, help="server worker processes (default: %(default)s)")
     ui.add_argument("--jobs", action="store_true", help="also run MLflow's background job runner (GenAI evaluation jobs; off by default)")
     ui.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer (default: %(default)s)")
+
+    drift_ui = commands.add_parser("drift-ui", help="Start Evidently's UI on the project's Evidently workspace: drift per monitor pass.")
+    drift_ui.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s)")
+    drift_ui.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the UI to answer (default: %(default)s)")
 
     report = commands.add_parser(
         "report", help="Write a model version's trust report (Markdown + HTML) and log it to its MLflow training run.")
@@ -312,6 +317,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "prepare": lambda: commands.prepare(args.out, seed=args.seed, dataset=args.dataset, source_dir=args.source_dir),
         "config": lambda: commands.train(args.overrides, cfg=args.cfg, info=args.info),
         "ui": lambda: commands.ui(args.host, args.port, workers=args.workers, jobs=args.jobs, timeout=args.timeout),
+        "drift-ui": lambda: commands.drift_ui(args.port, timeout=args.timeout),
         "stack": lambda: commands.stack_airflow(args.dag_folder, name=args.name) if args.stack_kind == "airflow" else commands.stack(),
         "server": lambda: commands.server(args),
         "zenml": lambda: commands.zenml_cli(args.zenml_args),

@@ -157,7 +157,7 @@ def detect(overrides: Sequence[str]) -> int:
 
 def trust_study(study: str, overrides: Sequence[str]) -> int:
     from trustops.progress import step_banners
-    from trustops.trust.runs import run_reproducibility, run_robustness
+    from trustops.runs.studies import run_reproducibility, run_robustness
 
     with step_banners():
         return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
@@ -294,6 +294,25 @@ def ui(host: str, port: int, *, workers: int = 1, jobs: bool = False, timeout: f
           f"job runner {runner}) ...", flush=True)
     return serve_ui(ui_command(uri, default_artifact_root(), host=host, port=port, workers=workers), env, f"{url}/",
                     timeout=timeout, announce=lambda line: print(line, flush=True))
+
+
+def drift_ui(port: int = 8000, *, timeout: float = 60.0) -> int:
+    """``evidently ui`` on loopback over the project's Evidently workspace, whose dashboards draw drift per monitor pass."""
+    from trustops.errors import ConfigError
+    from trustops.monitoring.evidently_workspace import WORKSPACE_ENV, has_projects, workspace_path
+    from trustops.server import evidently_ui_command, serve_ui
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535. Got: {port}")
+    workspace = workspace_path()
+    if not has_projects(workspace):
+        print(f"trustops: no Evidently workspace at {workspace} yet (or {WORKSPACE_ENV}): run `trustops monitor "
+              "--model NAME --drift-report always` first (with the evidently_drift monitor).", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{port}"
+    print(f"Starting Evidently's UI on the workspace {workspace} ...", flush=True)
+    return serve_ui(evidently_ui_command(workspace, host="127.0.0.1", port=port), os.environ, f"{url}/",
+                    timeout=timeout, announce=lambda line: print(line, flush=True), service="Evidently")
 
 
 def trust_report(model: str, out: str) -> int:

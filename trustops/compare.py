@@ -48,8 +48,10 @@ FIELDS: tuple[Field, ...] = (
     Field("chart signals"),
 )
 LABELS = tuple(f.label for f in FIELDS)
-# Params that differ between runs of one configuration (a per-run folder, a given run name).
-RUN_SPECIFIC_PARAMS = frozenset({"capture.uri", "capture_uri", "tracking.run_name", "data.resolved_path"})
+# Params that differ between runs of one configuration (a per-run folder, a given run name), and
+# `capture.backend`, which runs before each setting was logged once also had (as `capture_backend`
+# from the served model's config, which every run has): old and new runs of one config match.
+RUN_SPECIFIC_PARAMS = frozenset({"capture.uri", "capture_uri", "capture.backend", "tracking.run_name", "data.resolved_path"})
 CHART_SIGNAL_SUFFIX = ".chart_signal"
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,11 @@ def hydra_overrides(overrides: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class LaunchOutcome:
-    """What each config point returned, and the errors of the points that failed."""
+    """What each config point returned, the errors of the points that failed, and the overrides launched."""
 
     results: list[Any]
     errors: list[Exception]
+    overrides: list[str] = field(default_factory=list)
 
     def raise_first_error(self) -> None:
         if self.errors:
@@ -47,8 +49,10 @@ class _JobFailed:
 def launch_config(
     task: Callable[[Any], Any], overrides: Sequence[str], *, multirun: bool = False, config: Any = None
 ) -> LaunchOutcome:
-    """Run ``task`` on the composed config (default: training), once or once per sweep point.
+    """Run ``task`` on the composed config, once or once per sweep point.
 
+    ``config``: the training config by default, or a study's config (``configs.trust``): every
+    job trustops launches goes through here, so a bad override reads the same everywhere.
     Every point runs even when another fails; failures come back in ``errors``.
     """
     from hydra.errors import ConfigCompositionException, OverrideParseException
@@ -57,6 +61,7 @@ def launch_config(
     from configs.training import TrainConf, store
 
     store.add_to_hydra_store(overwrite_ok=True)
+    study = config is not None and config is not TrainConf
     config = TrainConf if config is None else config
     if not multirun:
         _reject_sweeps(overrides)
@@ -78,11 +83,13 @@ def launch_config(
             with_log_configuration=False,
         )
     except (ConfigCompositionException, OverrideParseException) as error:
-        raise ConfigError(_explain_override_error(error, overrides)) from error
+        explained = _explain_study_override_error(error, config) if study else _explain_override_error(error, overrides)
+        raise ConfigError(explained) from error
     values = [job.return_value for batch in batches for job in batch]
     return LaunchOutcome(
         results=[v for v in values if not isinstance(v, _JobFailed)],
         errors=[_readable(v.error) for v in values if isinstance(v, _JobFailed)],
+        overrides=list(overrides),
     )
 
 
@@ -155,11 +162,7 @@ def _readable(error: Exception) -> Exception:
 
 
 def _explain_override_error(error: Exception, overrides: Sequence[str]) -> str:
-    chain, cause = [], error
-    while cause is not None:
-        chain.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    text = "\n".join(chain)
+    text = "\n".join(_error_chain(error))
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     groups = group_options()
     unknown = re.search(r"Could not override '([^']+)'", text)
@@ -181,6 +184,27 @@ def _explain_override_error(error: Exception, overrides: Sequence[str]) -> str:
     if "Could not find" in text or "Could not load" in text:
         return f"{first_line} Available groups: {', '.join(groups)}; see `trustops train --info`."
     return f"Invalid override: {first_line}"
+
+
+def _explain_study_override_error(error: Exception, config: Any) -> str:
+    """A study's config has no groups: an unknown key is answered with the study's own keys."""
+    text = "\n".join(_error_chain(error))
+    keys = [f.name for f in dataclasses.fields(config)]
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown:
+        key = unknown.group(1)
+        return (f"Unknown config key {key!r}{_did_you_mean(key, keys)}. Valid keys: {', '.join(keys)} "
+                "(and their fields, e.g. trainer.max_epochs).")  # fmt: skip
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"Invalid override: {first_line} Valid keys: {', '.join(keys)}."
+
+
+def _error_chain(error: BaseException) -> list[str]:
+    chain, cause = [], error
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return chain
 
 
 def _did_you_mean(word: str, candidates: Sequence[str], *, prefix: str = "") -> str:

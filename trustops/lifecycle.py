@@ -20,7 +20,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -36,6 +36,7 @@ RECONCILED_TAG = "trustops.reconciled"
 STATUS_TAG = "trustops.status"  # on a model version: pending until its training run finished, then ready
 PENDING = "pending"
 READY = "ready"
+FAILED = "failed"  # on a ZenML model version whose training run failed or was killed (trustops.zenml_model)
 
 # ZenML statuses of a pipeline run that is still going; an abandoned one in these is stopped.
 _ZENML_ACTIVE = ("initializing", "provisioning", "queued", "running", "stopping")
@@ -210,8 +211,24 @@ def stop_zenml_runs(run_names: list[str], *, root: Path | None = None) -> None:
                     publish_utils.publish_step_run_status_update(step_run.id, status=ExecutionStatus.STOPPED)
             publish_utils.publish_pipeline_run_status_update(pipeline_run.id, status=ExecutionStatus.STOPPED,
                                                              status_reason="the trustops process running it was killed")
+            _fail_pending_model_version(client, pipeline_run.id)
     except Exception as error:  # noqa: BLE001 - housekeeping: the MLflow side is what users read
         logger.debug("Could not stop ZenML runs %s: %s", run_names, error)
+
+
+def _fail_pending_model_version(client: Any, pipeline_run_id: Any) -> None:
+    """A stopped training run's ZenML model version still reads pending: mark it failed and archive it.
+
+    A monitor run attaches to a ready version, which this leaves alone.
+    """
+    from zenml import log_metadata
+    from zenml.enums import ModelStages
+
+    version = client.get_pipeline_run(pipeline_run_id).model_version  # hydrated: with its model version
+    if version is None or version.run_metadata.get(STATUS_TAG) != PENDING:
+        return
+    log_metadata(metadata={STATUS_TAG: FAILED}, model_version_id=version.id)
+    client.update_model_version(version.model.id, version.id, stage=ModelStages.ARCHIVED)
 
 
 def end_interrupted_run(run_name: str, experiment_name: str, tracking_uri: str, *, root: Path | None = None) -> None:

@@ -103,11 +103,18 @@ def ui_command(tracking_uri: str, artifact_root: str, *, host: str, port: int, w
     ]  # fmt: skip
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, *, timeout: float, interval: float = 0.5) -> float:
+def evidently_ui_command(workspace: str | Path, *, host: str, port: int) -> list[str]:
+    """``evidently ui`` over the Evidently workspace ``workspace``."""
+    return [sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace), "--host", host, "--port", str(port)]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, *, timeout: float, interval: float = 0.5,
+                       service: str = "MLflow") -> float:
     """Block until ``url`` answers HTTP 200; the seconds it took.
 
     Raises :class:`~trustops.errors.ServiceError` when the server process exits first (a port
-    in use, a bad store) or when ``timeout`` seconds pass without an answer.
+    in use, a bad store) or when ``timeout`` seconds pass without an answer.  ``service`` names
+    the server in those messages.
     """
     from trustops.errors import ServiceError
 
@@ -115,7 +122,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, *, timeout: float, i
     while True:
         code = process.poll()
         if code is not None:
-            raise ServiceError(f"The MLflow server exited (code {code}) before {url} answered; its log is above "
+            raise ServiceError(f"The {service} server exited (code {code}) before {url} answered; its log is above "
                                "(is the port already in use? try --port).")  # fmt: skip
         try:
             with urllib.request.urlopen(url, timeout=max(interval, 2.0)) as response:
@@ -124,7 +131,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, *, timeout: float, i
         except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() - start > timeout:
-            raise ServiceError(f"The MLflow UI did not answer at {url} within {timeout:g} s; the server was stopped "
+            raise ServiceError(f"The {service} UI did not answer at {url} within {timeout:g} s; the server was stopped "
                                "(raise --timeout on a slow machine).")  # fmt: skip
         time.sleep(interval)
 
@@ -144,14 +151,17 @@ def stop(process: subprocess.Popen, *, grace: float = 10.0) -> None:
     process.wait()
 
 
-def serve_ui(command: Sequence[str], env: Mapping[str, str], url: str, *, timeout: float, announce=print) -> int:
-    """Start the server, announce ``url`` once it answers, then wait for it; stop it on any way out."""
+def serve_ui(command: Sequence[str], env: Mapping[str, str], url: str, *, timeout: float, announce=print,
+             service: str = "MLflow") -> int:
+    """Start the server, announce ``url`` once it answers, then wait for it; stop it on any way out.
+
+    ``service`` names the server (``"MLflow"``, ``"Evidently"``) in the announcement and the errors."""
     # Its own process group, so stopping it stops its workers too; Ctrl-C reaches trustops, whose
     # way out (KeyboardInterrupt, or Terminated on SIGTERM) stops the group.
     process = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
     try:
-        seconds = wait_until_serving(url, process, timeout=timeout)
-        announce(f"MLflow UI on {url} (answered after {seconds:.1f} s; Ctrl-C to stop)")
+        seconds = wait_until_serving(url, process, timeout=timeout, service=service)
+        announce(f"{service} UI on {url} (answered after {seconds:.1f} s; Ctrl-C to stop)")
         return process.wait()
     finally:
         stop(process)

@@ -295,6 +295,9 @@ class DetectSettings:
     seed: int = 0
     # null: a sweep around the attack's own epsilon, in its own norm (``layer_table_sweep``)
     layer_table_epsilons: list[float] | None = None
+    # null: the penultimate layer alone.  Two or more layers (capturable names or block1, block2, ...)
+    # tested together: one permutation-calibrated Fisher combination (trustops.detection.combination).
+    combine_layers: list[str] | None = None
 
     def __post_init__(self) -> None:
         _require(0 < self.alpha < 1, f"detect.alpha must satisfy 0 < alpha < 1. Got: {self.alpha}")
@@ -304,6 +307,8 @@ class DetectSettings:
         _require(self.top_k >= 1, f"detect.top_k must be >= 1. Got: {self.top_k}")
         _require(self.layer_table_epsilons is None or (len(self.layer_table_epsilons) > 0 and all(e > 0 for e in self.layer_table_epsilons)),
                  f"detect.layer_table_epsilons must be null or a non-empty list of values > 0. Got: {self.layer_table_epsilons}")
+        _require(self.combine_layers is None or (len(self.combine_layers) >= 2 and all(isinstance(n, str) and n for n in self.combine_layers)),
+                 f"detect.combine_layers must be null or a list of at least two layer names (e.g. [block2,penultimate]). Got: {self.combine_layers}")
 
     def layer_table_sweep(self, attack: AttackSettings) -> list[float]:
         """The epsilons of the layer table, ascending: the configured ones, else the attack's own

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from trustops.errors import ConfigError, ServiceError
+from trustops.files import write_atomically
 from trustops.paths import project_root, state_dir
 
 STORAGE_FILE = "trustops-storage.json"
@@ -183,7 +184,7 @@ def save_storage(storage: StorageSettings, root: Path | None = None) -> Path:
     root = root or project_root()
     path = storage_file(root)
     if storage.is_s3:
-        path.write_text(json.dumps({k: v for k, v in asdict(storage).items() if v is not None}, indent=2) + "\n")
+        write_atomically(path, json.dumps({k: v for k, v in asdict(storage).items() if v is not None}, indent=2) + "\n")
     else:
         path.unlink(missing_ok=True)
     if (root / ".dvc").is_dir():

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.run_rules import ShewhartPanel
 from monitors.control_charts.shewhart import ShewhartChart
 from monitors.errors import MonitorInputError
@@ -36,10 +36,10 @@ class _AttributeChart(ShewhartChart):
         history_size: int | None = 1_000,
     ) -> None:
         super().__init__(L=L, rules=rules, min_baseline=min_baseline, history_size=history_size)
-        self.n = _checks.integer(n, "n", minimum=1)
-        self.p0 = _checks.optional_real(p0, "p0")
+        self.n = _inputs.integer(n, "n", minimum=1)
+        self.p0 = _inputs.optional_real(p0, "p0")
         if self.p0 is not None:
-            _checks.require(0.0 < self.p0 < 1.0, "p0", "0 < p0 < 1", p0)
+            _inputs.require(0.0 < self.p0 < 1.0, "p0", "0 < p0 < 1", p0)
             self._set_params({"p": self.p0})
             self.reset()
 
@@ -48,7 +48,7 @@ class _AttributeChart(ShewhartChart):
 
     def _validated(self, data: Any, name: str, ndims: tuple[int, ...]) -> np.ndarray:
         """Validated shape-(T,) counts (or fractions, for a p chart of kind "proportion")."""
-        array = _checks.finite_array(data, name, ndims=ndims).reshape(-1)
+        array = _inputs.finite_array(data, name, ndims=ndims).reshape(-1)
         if self.kind == "proportion":
             bad = (array < 0) | (array > 1)
             if bad.any():
@@ -141,7 +141,7 @@ class PChart(_AttributeChart):
         min_baseline: int = 20,
         history_size: int | None = 1_000,
     ) -> None:
-        self.kind = _checks.choice(kind, "kind", KINDS)
+        self.kind = _inputs.choice(kind, "kind", KINDS)
         super().__init__(n=n, L=L, rules=rules, p0=p0, min_baseline=min_baseline, history_size=history_size)
 
     def _config(self) -> dict[str, Any]:

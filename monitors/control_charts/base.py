@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self, TypedDict
 import numpy as np
 
 from monitors.base import Monitor, MonitorResult
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.errors import MonitorConfigError, MonitorNotFittedError
 
 STATE_VERSION = 1
@@ -129,8 +129,8 @@ class ControlChart(Monitor):
     name: ClassVar[str]
 
     def __init__(self, *, min_baseline: int = 20, history_size: int | None = 1_000) -> None:
-        self.min_baseline = _checks.integer(min_baseline, "min_baseline", minimum=2)
-        self.history_size = None if history_size is None else _checks.integer(history_size, "history_size", minimum=1)
+        self.min_baseline = _inputs.integer(min_baseline, "min_baseline", minimum=2)
+        self.history_size = None if history_size is None else _inputs.integer(history_size, "history_size", minimum=1)
         self._params: dict[str, Any] | None = None
         self._stream: Stream = {}
         self._history: deque[ChartPoint] = deque(maxlen=self.history_size)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.errors import MonitorInputError
 
 D2_MOVING_RANGE = 2.0 / math.sqrt(math.pi)
@@ -27,7 +27,7 @@ SIGMA_METHODS = ("moving_range", "std")
 
 def c4(n: int) -> float:
     """E[s] / sigma for a subgroup of ``n >= 2`` normal observations (s with divisor n - 1)."""
-    n = _checks.integer(n, "n", minimum=2)
+    n = _inputs.integer(n, "n", minimum=2)
     return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
 
 
@@ -75,7 +75,7 @@ def estimate_individuals(
         If ``reference`` is not finite and 1-D, shorter than ``min_baseline`` when something has
         to be estimated, or constant (sigma estimate 0).
     """
-    data = _checks.finite_array(reference, "reference", ndims=(1,))
+    data = _inputs.finite_array(reference, "reference", ndims=(1,))
     if mean is not None and sigma is not None:
         return {"mean": mean, "sigma": sigma}
     if data.size < min_baseline:

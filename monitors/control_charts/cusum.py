@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.individual_observations import IndividualObservations
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
-from monitors.control_charts.constants import SIGMA_METHODS
 from monitors.errors import MonitorConfigError
 
 
@@ -77,23 +76,16 @@ class CUSUMChart(IndividualObservations, ControlChart):
         history_size: int | None = 1_000,
     ) -> None:
         super().__init__(min_baseline=min_baseline, history_size=history_size)
-        self.k = _checks.real(k, "k")
-        _checks.require(self.k >= 0, "k", "k >= 0", k)
-        self.h = _checks.real(h, "h")
-        _checks.require(self.h > 0, "h", "h > 0", h)
-        self.headstart = _checks.real(headstart, "headstart")
-        _checks.require(0 <= self.headstart < self.h, "headstart", f"0 <= headstart < h = {self.h}", headstart)
+        self.k = _inputs.real(k, "k")
+        _inputs.require(self.k >= 0, "k", "k >= 0", k)
+        self.h = _inputs.real(h, "h")
+        _inputs.require(self.h > 0, "h", "h > 0", h)
+        self.headstart = _inputs.real(headstart, "headstart")
+        _inputs.require(0 <= self.headstart < self.h, "headstart", f"0 <= headstart < h = {self.h}", headstart)
         if not isinstance(reset_on_signal, bool):
             raise MonitorConfigError(f"`reset_on_signal` must be a bool. Got: {reset_on_signal!r}")
         self.reset_on_signal = reset_on_signal
-        self.mean = _checks.optional_real(mean, "mean")
-        self.sigma = _checks.optional_real(sigma, "sigma")
-        if self.sigma is not None:
-            _checks.require(self.sigma > 0, "sigma", "sigma > 0", sigma)
-        self.sigma_method = _checks.choice(sigma_method, "sigma_method", SIGMA_METHODS)
-        if self.mean is not None and self.sigma is not None:
-            self._set_params({"mean": self.mean, "sigma": self.sigma})
-            self.reset()
+        self._init_observations(mean, sigma, sigma_method)
 
     @property
     def threshold(self) -> float:
@@ -105,11 +97,9 @@ class CUSUMChart(IndividualObservations, ControlChart):
             **super()._config(),
             "k": self.k,
             "h": self.h,
-            "mean": self.mean,
-            "sigma": self.sigma,
             "headstart": self.headstart,
             "reset_on_signal": self.reset_on_signal,
-            "sigma_method": self.sigma_method,
+            **self._observation_config(),
         }
 
     def _initial_stream(self, replications: int) -> Stream:
@@ -165,7 +155,3 @@ class CUSUMChart(IndividualObservations, ControlChart):
                 )
             )
         return points
-
-    def _sample(self, generator: np.random.Generator, shape: tuple[int, int], shift: float) -> np.ndarray:
-        mean, sigma = self._params["mean"], self._params["sigma"]  # type: ignore[index]
-        return generator.normal(mean + shift * sigma, sigma, size=shape)

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.individual_observations import IndividualObservations
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
-from monitors.control_charts.constants import SIGMA_METHODS
 
 LIMITS = ("exact", "asymptotic")
 
@@ -69,19 +68,12 @@ class EWMAChart(IndividualObservations, ControlChart):
         history_size: int | None = 1_000,
     ) -> None:
         super().__init__(min_baseline=min_baseline, history_size=history_size)
-        self.lam = _checks.real(lam, "lam")
-        _checks.require(0.0 < self.lam <= 1.0, "lam", "0 < lam <= 1", lam)
-        self.L = _checks.real(L, "L")
-        _checks.require(self.L > 0, "L", "L > 0", L)
-        self.mean = _checks.optional_real(mean, "mean")
-        self.sigma = _checks.optional_real(sigma, "sigma")
-        if self.sigma is not None:
-            _checks.require(self.sigma > 0, "sigma", "sigma > 0", sigma)
-        self.limits = _checks.choice(limits, "limits", LIMITS)
-        self.sigma_method = _checks.choice(sigma_method, "sigma_method", SIGMA_METHODS)
-        if self.mean is not None and self.sigma is not None:
-            self._set_params({"mean": self.mean, "sigma": self.sigma})
-            self.reset()
+        self.lam = _inputs.real(lam, "lam")
+        _inputs.require(0.0 < self.lam <= 1.0, "lam", "0 < lam <= 1", lam)
+        self.L = _inputs.real(L, "L")
+        _inputs.require(self.L > 0, "L", "L > 0", L)
+        self.limits = _inputs.choice(limits, "limits", LIMITS)
+        self._init_observations(mean, sigma, sigma_method)
 
     @property
     def threshold(self) -> float:
@@ -93,10 +85,8 @@ class EWMAChart(IndividualObservations, ControlChart):
             **super()._config(),
             "lam": self.lam,
             "L": self.L,
-            "mean": self.mean,
-            "sigma": self.sigma,
             "limits": self.limits,
-            "sigma_method": self.sigma_method,
+            **self._observation_config(),
         }
 
     def _initial_stream(self, replications: int) -> Stream:
@@ -142,7 +132,3 @@ class EWMAChart(IndividualObservations, ControlChart):
             )
             for t, (value, spread, x, point_score, point_signal) in enumerate(rows)
         ]
-
-    def _sample(self, generator: np.random.Generator, shape: tuple[int, int], shift: float) -> np.ndarray:
-        mean, sigma = self._params["mean"], self._params["sigma"]  # type: ignore[index]
-        return generator.normal(mean + shift * sigma, sigma, size=shape)

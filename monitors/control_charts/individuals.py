@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from monitors.control_charts import _checks
-from monitors.control_charts.constants import SIGMA_METHODS, estimate_individuals
+from monitors.control_charts.individual_observations import IndividualObservations
 from monitors.control_charts.run_rules import ShewhartPanel
 from monitors.control_charts.shewhart import ShewhartChart
 
 
-class IndividualsChart(ShewhartChart):
+class IndividualsChart(IndividualObservations, ShewhartChart):
     """Shewhart chart of single observations: limits ``mean +/- L sigma``.
 
     Suits one trust metric per batch (a batch accuracy, a detector's flag rate).  Score convention:
@@ -58,31 +55,11 @@ class IndividualsChart(ShewhartChart):
         history_size: int | None = 1_000,
     ) -> None:
         super().__init__(L=L, rules=rules, min_baseline=min_baseline, history_size=history_size)
-        self.mean = _checks.optional_real(mean, "mean")
-        self.sigma = _checks.optional_real(sigma, "sigma")
-        if self.sigma is not None:
-            _checks.require(self.sigma > 0, "sigma", "sigma > 0", sigma)
-        self.sigma_method = _checks.choice(sigma_method, "sigma_method", SIGMA_METHODS)
-        if self.mean is not None and self.sigma is not None:
-            self._set_params({"mean": self.mean, "sigma": self.sigma})
-            self.reset()
+        self._init_observations(mean, sigma, sigma_method)
 
     def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "mean": self.mean, "sigma": self.sigma, "sigma_method": self.sigma_method}
-
-    def _estimate(self, reference: Any) -> dict[str, Any]:
-        return estimate_individuals(
-            reference, mean=self.mean, sigma=self.sigma, sigma_method=self.sigma_method, min_baseline=self.min_baseline
-        )
+        return {**super()._config(), **self._observation_config()}
 
     def _set_params(self, params: dict[str, Any]) -> None:
-        self._params = {"mean": float(params["mean"]), "sigma": float(params["sigma"])}
+        super()._set_params(params)
         self._panel = ShewhartPanel(self._params["mean"], self._params["sigma"], self.L, self.rules)
-
-    def _observations(self, data: Any, *, single: bool) -> np.ndarray:
-        array = _checks.finite_array(data, "x" if single else "batch", ndims=(0,) if single else (0, 1))
-        return array.reshape(-1)
-
-    def _sample(self, generator: np.random.Generator, shape: tuple[int, int], shift: float) -> np.ndarray:
-        mean, sigma = self._params["mean"], self._params["sigma"]  # type: ignore[index]
-        return generator.normal(mean + shift * sigma, sigma, size=shape)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.base import ControlChart
 from monitors.control_charts.cusum import CUSUMChart
 from monitors.control_charts.ewma import EWMAChart
@@ -122,7 +122,7 @@ def first_signals(chart: ControlChart, observations: np.ndarray) -> np.ndarray:
     to check that the batched path agrees with ``update`` called point by point.
     """
     chart._require_fitted()
-    observations = _checks.finite_array(observations, "observations", ndims=(2, 3))
+    observations = _inputs.finite_array(observations, "observations", ndims=(2, 3))
     score, _, _ = chart._advance(chart._initial_stream(observations.shape[0]), observations)
     signal = score > chart.threshold
     return np.where(signal.any(axis=1), signal.argmax(axis=1), -1)
@@ -134,10 +134,10 @@ def _simulate(
     chart._require_fitted()
     if not isinstance(generator, np.random.Generator):
         raise MonitorConfigError(f"`generator` must be a numpy.random.Generator. Got: {type(generator).__name__}")
-    shift = _checks.real(shift, "shift")
-    replications = _checks.integer(replications, "replications", minimum=1)
-    block = _checks.integer(block, "block", minimum=1)
-    max_length = _checks.integer(max_length, "max_length", minimum=1)
+    shift = _inputs.real(shift, "shift")
+    replications = _inputs.integer(replications, "replications", minimum=1)
+    block = _inputs.integer(block, "block", minimum=1)
+    max_length = _inputs.integer(max_length, "max_length", minimum=1)
     stream = chart._initial_stream(replications)
     lengths = np.full(replications, max_length, dtype=np.int64)
     active = np.arange(replications)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
 from monitors.control_charts.run_rules import ShewhartPanel, validate_rules
 
@@ -34,8 +34,8 @@ class ShewhartChart(ControlChart):
         history_size: int | None = 1_000,
     ) -> None:
         super().__init__(min_baseline=min_baseline, history_size=history_size)
-        self.L = _checks.real(L, "L")
-        _checks.require(self.L > 0, "L", "L > 0", L)
+        self.L = _inputs.real(L, "L")
+        _inputs.require(self.L > 0, "L", "L > 0", L)
         self.rules = validate_rules(rules)
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from monitors.control_charts import _checks
+from monitors import _inputs
 from monitors.control_charts.base import ChartPoint, ControlChart, Stream
 from monitors.control_charts.constants import c4
 from monitors.control_charts.run_rules import ShewhartPanel, validate_rules
@@ -78,13 +78,13 @@ class XbarSChart(ControlChart):
                 )
             n = int(n)
         self.n = n
-        self.L = _checks.real(L, "L")
-        _checks.require(self.L > 0, "L", "L > 0", L)
+        self.L = _inputs.real(L, "L")
+        _inputs.require(self.L > 0, "L", "L > 0", L)
         self.rules = validate_rules(rules)
-        self.mean = _checks.optional_real(mean, "mean")
-        self.sigma = _checks.optional_real(sigma, "sigma")
+        self.mean = _inputs.optional_real(mean, "mean")
+        self.sigma = _inputs.optional_real(sigma, "sigma")
         if self.sigma is not None:
-            _checks.require(self.sigma > 0, "sigma", "sigma > 0", sigma)
+            _inputs.require(self.sigma > 0, "sigma", "sigma > 0", sigma)
         if self.mean is not None and self.sigma is not None:
             if self.n is None:
                 raise MonitorConfigError("`n` is needed when both `mean` and `sigma` are given. Got: n=None")
@@ -125,7 +125,7 @@ class XbarSChart(ControlChart):
         }
 
     def _estimate(self, reference: Any) -> dict[str, Any]:
-        data = _checks.finite_array(reference, "reference", ndims=(2,))
+        data = _inputs.finite_array(reference, "reference", ndims=(2,))
         m, n = data.shape
         if n < 2:
             raise MonitorInputError(
@@ -164,7 +164,7 @@ class XbarSChart(ControlChart):
 
     def _observations(self, data: Any, *, single: bool) -> np.ndarray:
         name = "subgroup" if single else "batch"
-        array = _checks.finite_array(data, name, ndims=(1,) if single else (1, 2))
+        array = _inputs.finite_array(data, name, ndims=(1,) if single else (1, 2))
         array = array.reshape(1, -1) if array.ndim == 1 else array
         n = self._params["n"]  # type: ignore[index]
         if array.shape[1] != n:

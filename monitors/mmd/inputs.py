@@ -1,9 +1,8 @@
-"""Coercion and checks of what users hand the MMD monitor; every error says what was given and what is allowed."""
+"""Coercion of the activations and predictions users hand the MMD monitor; scalar options are checked by
+:mod:`monitors._inputs`, like every other monitor's."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,30 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from monitors.errors import MonitorConfigError, MonitorInputError
+from monitors.errors import MonitorInputError
 
 SINGLE_LAYER = "activations"
 """The layer name used when activations are given as one array rather than a dict."""
-
-
-def probability(value: Any, name: str) -> float:
-    """``value`` as a float strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < float(value) < 1.0:
-        raise MonitorConfigError(f"`{name}` must satisfy 0 < {name} < 1. Got: {value!r}")
-    return float(value)
-
-
-def integer(value: Any, name: str, *, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise MonitorConfigError(f"`{name}` must be an integer >= {minimum}. Got: {value!r}")
-    return int(value)
-
-
-def choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise MonitorConfigError(f"`{name}` must be one of {', '.join(map(repr, allowed))}. Got: {value!r}")
-    return value
 
 
 def _matrix(data: Any, label: str) -> Tensor:

@@ -10,8 +10,8 @@ from zenml import step
 
 from trustops.attacks import pgd_attack
 from trustops.capture import open_capture
-from trustops.detection.ladis import DetectionSettingsView, layer_table, run_detection
-from trustops.detection.layers import layer_activations
+from trustops.detection.ladis import DetectionSettingsView, layer_table, run_combined_detection, run_detection
+from trustops.detection.layers import layer_activations, resolve_layers
 from trustops.detection.plots import embedding_figure, layer_table_figure, suspicious_inputs_figure
 from trustops.registry import RegisteredModel
 from trustops.settings import AttackSettings, DetectSettings
@@ -33,9 +33,10 @@ def detect_adversarial(
     import mlflow
 
     settings = DetectSettings(**detect)
+    combine_layers = resolve_layers(model, settings.combine_layers) if settings.combine_layers else ()
     view = DetectionSettingsView(alpha=settings.alpha, n_permutations=settings.n_permutations, n_tests=settings.n_tests,
                                  n_samples=settings.n_samples, class_matching=settings.class_matching,
-                                 top_k=settings.top_k, seed=settings.seed)
+                                 top_k=settings.top_k, seed=settings.seed, combine_layers=combine_layers)
     reader = open_capture(model_info["tags"]["capture_uri"])  # the model's store: its EVAL reference
     reference = reader.load("eval", "penultimate", where=reader.last_pass("eval"))
     # This run's own store (see capture_inference): the clean and adversarial batches.
@@ -52,12 +53,20 @@ def detect_adversarial(
     attack_settings = AttackSettings(**attack)
     validation, _, clamp = load_split(RegisteredModel.from_dict(model_info), "val")
     clean_tensor, label_tensor = torch.from_numpy(clean_inputs), torch.from_numpy(labels)
+    reference_layers = layer_activations(model, validation)
     batches = {"clean": layer_activations(model, clean_tensor)}
+    if combine_layers:  # the user's attack, every layer: the combined rates sit beside the penultimate ones
+        adversarial_layers = layer_activations(model, torch.from_numpy(adversarial_inputs))
+        predictions = {name: layers["logits"].argmax(1) for name, layers in
+                       (("reference", reference_layers), ("clean", batches["clean"]), ("adversarial", adversarial_layers))}
+        combined = run_combined_detection(reference_layers, batches["clean"], adversarial_layers, predictions=predictions, settings=view)
+        report.metrics.update(combined)
+        log_batch(metrics=combined)
     for epsilon in settings.layer_table_sweep(attack_settings):
         attacked = pgd_attack(model, clean_tensor, label_tensor, norm=attack_settings.norm, epsilon=epsilon,
                               step_size=attack_settings.step_size_at(epsilon), steps=attack_settings.steps, clamp=clamp)
         batches[attack_settings.batch_name(epsilon)] = layer_activations(model, attacked)
-    table = layer_table(layer_activations(model, validation), batches, settings=view)
+    table = layer_table(reference_layers, batches, settings=view)
     log_batch(metrics={f"layer_detection_rate.{layer}.{batch.replace(' ', '_').replace('=', '')}": value
                        for layer, row in table.iterrows() for batch, value in row.items()})
 

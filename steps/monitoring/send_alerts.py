@@ -9,7 +9,7 @@ from zenml import step
 
 from trustops.alerts import AlertManager, mlflow_run_url
 from trustops.monitoring.alerting import send_alerts as send_pass_alerts
-from trustops.monitoring.channels import alert_channels
+from trustops.alerts.channels import alert_channels
 from trustops.monitoring.records import ChartedPoints, CheckedBatches, CollectedCaptures, PassReport
 from trustops.registry import RegisteredModel
 from trustops.tracking import log_batch

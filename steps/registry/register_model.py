@@ -4,6 +4,11 @@ The model is logged as the capturing pyfunc (``trustops.serving.pyfunc``): ``mlf
 serve`` then records every request as PREDICT steps in the run's capture store.  The same
 MLmodel keeps the ``pytorch`` flavor, so ``mlflow.pytorch.load_model(models:/NAME/VERSION)``
 still returns the ``nn.Module``.
+
+When the pipeline run is attached to a ZenML model version (``trustops train`` attaches every
+run, see :mod:`trustops.zenml_model`), the MLflow version is registered with that version's id
+and number as tags, and the ZenML version gets the MLflow version's name, number, run and URI as
+metadata: each side names the other.
 """
 
 from typing import Annotated, Any
@@ -18,6 +23,7 @@ from trustops.failpoints import failpoint
 from trustops.lifecycle import PENDING, STATUS_TAG
 from trustops.serving.pyfunc import log_model as log_capturing_model
 from trustops.training.tensors import features_tensor
+from trustops.zenml_model import current_version, record_registration
 
 
 @step(enable_cache=False)
@@ -66,12 +72,18 @@ def register_model(
     run_id = mlflow.active_run().info.run_id
     registration = {"run_id": run_id, "model_uri": model_info.model_uri, "registered_model": None, "version": None}
     tracking = settings["tracking"]
+    zenml_version = current_version()
+    if zenml_version is not None:
+        registration.update(zenml_model_version=zenml_version.number, zenml_model_version_id=str(zenml_version.id))
     if tracking["register"]:
         # Registered pending, in one request with its tags: `trustops.runs.training` marks it ready
         # once the whole run finished, and only ready versions are ever resolved.
-        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"],
-                                        tags={**tags, STATUS_TAG: PENDING})
+        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"], tags={
+            **tags, STATUS_TAG: PENDING, **(zenml_version.mlflow_tags() if zenml_version else {})})
         failpoint("train.register")
         registration.update(registered_model=version.name, version=int(version.version))
         mlflow.set_tag("registered_model_version", f"{version.name}/{version.version}")
+        if zenml_version is not None:
+            record_registration(zenml_version, registered_model=version.name, model_version=int(version.version),
+                                run_id=run_id, logged_model_uri=model_info.model_uri)
     return registration

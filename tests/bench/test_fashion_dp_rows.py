@@ -39,7 +39,7 @@ def test_rows_label_the_reduced_size_and_judge_the_overhead_target():
     assert deterministic["measured"] == "1.70× (3.40 s vs 2.00 s)"
 
     missed = next(row for row in table_rows({"fashion_dp": _report(3.0)}) if row["target"] == "≤ 1.1×")
-    assert missed["met"] is False and missed["why"].startswith("1.50×: trustops trains under Lightning's deterministic=True")
+    assert missed["met"] is False and missed["why"].startswith("1.50×: trustops trains under deterministic algorithms (without PyTorch's memory fill)")
     assert "**no** — 1.50×" in markdown([missed])
 
 

@@ -11,8 +11,9 @@ import torch
 from trustops.attacks import pgd_attack
 from trustops.data.digits import digits_frame, pixel_columns
 from trustops.data.loading import DatasetInfo
-from trustops.detection.ladis import DetectionSettingsView, layer_table, run_detection, split_reference
-from trustops.detection.layers import capturable_layers, layer_activations
+from trustops.detection.ladis import DetectionSettingsView, layer_table, run_combined_detection, run_detection, split_reference
+from trustops.detection.layers import capturable_layers, layer_activations, resolve_layers
+from trustops.errors import ConfigError
 from trustops.settings import DataSettings, DPSettings, TrainerSettings, TrainSettings
 from trustops.training.tensors import split_dataset
 from trustops.training.trainer import train_classifier
@@ -80,3 +81,29 @@ def test_class_matched_references_apply_when_the_reference_has_the_rows():
     report = run_detection(reference, clean, adversarial, classify=classify, settings=settings)
     assert {report.metrics[f"class_matched_{name}"] for name in ("adversarial", "clean", "baseline")} == {1.0}
     assert report.metrics["detection_rate"] > 0.9  # 20 tests: the shift is large, matched draws see it
+
+
+def test_combined_layers_get_their_own_rates_and_a_table_row(trained):
+    """``combine_layers``: the hidden layer and the penultimate tested together (permutation-calibrated
+    Fisher) detect the digits PGD batch and keep the clean rates low; the layer table gains a
+    ``combined`` row.  Same seeds and tolerances as above, 30 tests to keep it quick."""
+    model, (x_val, _), (x_test, _), x_adv = trained
+    settings = DetectionSettingsView(**{**SETTINGS.__dict__, "n_tests": 30, "combine_layers": resolve_layers(model, ["block1", "penultimate"])})
+    assert settings.combine_layers == ("features.2", "penultimate")
+    reference, clean, adversarial = (layer_activations(model, x) for x in (x_val, x_test, x_adv))
+    predictions = {"reference": reference["logits"].argmax(1), "clean": clean["logits"].argmax(1),
+                   "adversarial": adversarial["logits"].argmax(1)}
+    metrics = run_combined_detection(reference, clean, adversarial, predictions=predictions, settings=settings)
+    assert metrics["combined_detection_rate"] > 0.8
+    assert metrics["combined_detection_rate_ci_low"] <= metrics["combined_detection_rate"] <= metrics["combined_detection_rate_ci_high"]
+    assert metrics["combined_baseline_detection_rate"] < 0.15 and metrics["combined_clean_detection_rate"] < 0.15
+    table = layer_table(reference, {"clean": clean, "pgd eps=2": adversarial}, settings=settings)
+    assert list(table.index)[-1] == "combined" and table.loc["combined", "pgd eps=2"] > 0.8
+
+
+def test_unknown_combined_layers_are_refused_with_the_allowed_names(trained):
+    model = trained[0]
+    with pytest.raises(ConfigError, match=r"unknown layer\(s\) \['block9'\].*aliases: block1=features.2"):
+        resolve_layers(model, ["block9", "penultimate"])
+    with pytest.raises(ConfigError, match="names a layer twice"):
+        resolve_layers(model, ["block1", "features.2"])

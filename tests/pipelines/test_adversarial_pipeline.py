@@ -14,7 +14,7 @@ def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
                                "tracking.experiment_name=e2e-detect-train", "tracking.registered_model_name=e2e-detect")
     assert trained.returncode == 0, trained.stderr[-3000:]
     result = project.trustops("detect", "model_name=e2e-detect", "experiment_name=e2e-detect",
-                              "detect.n_tests=40", "detect.layer_table_epsilons=[2.0]")
+                              "detect.n_tests=40", "detect.layer_table_epsilons=[2.0]", "detect.combine_layers=[input,penultimate]")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "detection rate" in result.stdout
 
@@ -25,6 +25,9 @@ def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
     assert metrics["detection_rate"] > 0.8 and metrics["baseline_detection_rate"] < 0.2
     assert metrics["attack_success_rate"] > 0.3 and metrics["adversarial_accuracy"] < metrics["clean_accuracy"]
     assert "layer_detection_rate.penultimate.pgd_linf_eps2" in metrics
+    # input + penultimate, one permutation-calibrated combination: as powerful, and as calibrated (40 tests, seed 0)
+    assert metrics["combined_detection_rate"] > 0.8 and metrics["combined_baseline_detection_rate"] < 0.2
+    assert metrics["combined_detection_rate_ci_low"] <= metrics["combined_detection_rate"] <= metrics["combined_detection_rate_ci_high"]
     assert run.data.tags["model_version"] == "e2e-detect/1"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "detection")}
     assert {"detection/top_k_suspicious.json", "detection/layer_table.json", "detection/embedding_pca.png",

@@ -50,7 +50,7 @@ def test_config_prints_the_resolved_yaml(isolated, capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["monitor"], ["schedule"], ["prepare"], ["config"], ["ui"], ["stack"], ["report"]],
+    [[], ["run"], ["train"], ["detect"], ["trust"], ["trust", "robustness"], ["trust", "reproducibility"], ["monitor"], ["schedule"], ["prepare"], ["config"], ["ui"], ["drift-ui"], ["stack"], ["report"]],
 )
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -3,7 +3,9 @@
 A smoke-trained model, six captured batches (the fifth shifted) monitored in two passes by the
 real CLI, then `trustops ui` on loopback and a real headless Chromium on the monitoring run's
 metric page.  With ``TRUSTOPS_SCREENSHOTS=docs/images`` the page's screenshot is kept there
-(``mlflow-monitoring-chart.png``, the README's picture).
+(``mlflow-monitoring-chart.png``, the README's picture).  The passes also run Evidently's drift
+report (``--drift-report always``), so `trustops drift-ui` draws drift per pass in Evidently's
+own dashboard (``evidently-drift-dashboard.png``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ MODEL = "chart-digits"
 CHART = "prediction_shift"  # the chart drawn; the brightened batch (step 4) moves the class mix
 KEYS = [chart_metric(CHART, q) for q in (CHART_VALUE, CHART_CENTER, CHART_UCL, CHART_SIGNAL)]
 SCREENSHOTS_ENV = "TRUSTOPS_SCREENSHOTS"
+# Each pass also runs Evidently's drift report, into a workspace of this project's (named, so a
+# variable in the caller's environment cannot move it).
+DRIFT = "evidently_drift"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def evidently_env(project) -> dict[str, str]:
+    from trustops.monitoring.evidently_workspace import WORKSPACE_ENV
+
+    return {WORKSPACE_ENV: str(project.root / ".trustops" / "evidently"), "DO_NOT_TRACK": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +78,10 @@ def monitored(project):
         for batch in batches[first:last]:
             with ActivationCapture(model, found.capture_uri, mode="predict"), torch.no_grad():
                 model(batch)
-        result = project.trustops("monitor", "--model", MODEL, "--monitors", CHART)
+        result = project.trustops("monitor", "--model", MODEL, "--monitors", CHART, DRIFT, "--drift-report", "always",
+                                  env=evidently_env(project))
         assert result.returncode == 0, result.stderr[-3000:]
+        assert "Evidently workspace not updated" not in result.stdout + result.stderr
         assert "Monitored 3 batch(es)" in result.stdout
     client = project.client()
     experiment = client.get_experiment_by_name("trustops-monitoring")
@@ -162,9 +177,7 @@ def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(projec
         screenshot = tmp_path / "mlflow-monitoring-chart.png"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
                 viewport={"width": 1400, "height": 740},
             )  # fmt: skip
             try:
@@ -197,7 +210,88 @@ def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(projec
         assert x == [0, 1, 2, 3, 4, 5] and y == pytest.approx([value for _, value in histories[key]]), (key, x, y)
         assert f"({key})" in legend, legend
     assert screenshot.stat().st_size > 10_000
+    keep_screenshot(screenshot)
+
+
+def keep_screenshot(screenshot: Path) -> None:
     if keep := os.environ.get(SCREENSHOTS_ENV):
         folder = Path(keep) if Path(keep).is_absolute() else REPO_ROOT / keep
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, folder / screenshot.name)
+
+
+@contextlib.contextmanager
+def drift_ui(project):
+    """`trustops drift-ui` on a free loopback port, as a user starts it; yields the URL it prints."""
+    from tests.team.conftest import free_port, stop_process_group
+
+    port = free_port()
+    log = project.root / f"drift-ui-{port}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "trustops"), "drift-ui", "--port", str(port),
+                                    "--timeout", "240"], cwd=project.root, env={**project.env, **evidently_env(project)},
+                                   stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while f"Evidently UI on {url}/" not in log.read_text():  # the line the command prints once the UI answers
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "trustops drift-ui did not announce its URL within 300 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
+def test_evidently_draws_drift_per_monitor_pass_in_a_real_browser(project, monitored, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from trustops.monitoring.evidently_workspace import project_id
+
+    client, experiment, monitoring = monitored
+    passes = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{monitoring.info.run_id}'")
+    # Each pass logged its HTML report, drawn from the run that is also its workspace snapshot.
+    assert [run.data.tags.get(f"{DRIFT}_report_step") for run in sorted(passes, key=lambda r: r.info.start_time)] == ["2", "5"]
+    pid = project_id(MODEL)
+    screenshot = tmp_path / "evidently-drift-dashboard.png"
+    with drift_ui(project) as url:
+        with urllib.request.urlopen(f"{url}/api/projects/{pid}/info", timeout=30) as response:
+            assert json.load(response)["name"] == MODEL
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 740},
+            )  # fmt: skip
+            try:
+                page = browser.new_page()
+                served = []  # what the dashboard's panels asked Evidently for: one series per panel
+                page.on("response", lambda r: served.append(r) if r.url.endswith("/data_series_batch") else None)
+                page.goto(f"{url}/projects/{pid}", wait_until="domcontentloaded", timeout=60_000)
+                # MUI X charts: a mark per point of the line, a bar per non-zero value.
+                page.wait_for_function("() => document.querySelectorAll('.MuiMarkElement-root').length >= 2"
+                                       " && document.querySelectorAll('.MuiBarElement-root').length >= 1", timeout=90_000)
+                page.wait_for_timeout(1500)  # the charts' entry animation
+                marks = page.evaluate("() => Array.from(document.querySelectorAll('.MuiMarkElement-root'))"
+                                      ".map(c => [+c.getAttribute('cx'), +c.getAttribute('cy')]).sort((a, b) => a[0] - b[0])")
+                bars = page.evaluate("() => Array.from(document.querySelectorAll('.MuiBarElement-root'))"
+                                     ".map(r => [+r.getAttribute('x'), +r.getAttribute('height')]).sort((a, b) => a[0] - b[0])")
+                series = {}
+                for response in served:
+                    body = response.json()
+                    (drawn,) = body["series"]
+                    series[drawn["params"]["value_type"]] = ([s["metadata"] for s in body["sources"]], drawn["values"])
+                page.screenshot(path=str(screenshot))
+            finally:
+                browser.close()
+
+    assert sorted(series) == ["count", "share"], series
+    for sources, values in series.values():  # one point per pass, in time order, named by its capture steps
+        assert [(m["model_version"], m["first_step"], m["last_step"]) for m in sources] == [("1", "0", "2"), ("1", "3", "5")]
+        assert len(values) == 2
+    (_, share), (_, count) = series["share"], series["count"]
+    assert count == [pytest.approx(s * 64) for s in share]  # 64 pixel columns
+    assert share[1] > share[0]  # the brightened batch moves pixel columns
+    assert len(marks) == 2 and marks[1][1] < marks[0][1]  # the line rises (SVG y grows downwards)
+    assert sum(c > 0 for c in count) <= len(bars) <= 2 and bars[-1][1] == max(h for _, h in bars)  # the last bar is tallest
+    assert screenshot.stat().st_size > 10_000
+    keep_screenshot(screenshot)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from configs.trust import parse_reproducibility_variant
 from trustops.errors import ConfigError, DataError
 from trustops.trust.robustness import AttackSettings, RobustnessVariant, check_epsilon
-from trustops.trust.runs import MissingDataError, run_reproducibility, run_robustness
+from trustops.runs.studies import MissingDataError, run_reproducibility, run_robustness
 
 BAD = [
     (run_robustness, ["epsilon=-1"], ConfigError, r"epsilon \(the attack radius\) must be a finite number >= 0\. Got: -1"),
@@ -23,7 +23,7 @@ BAD = [
     (run_robustness, ["attack.norm=l1"], ConfigError, r"attack\.norm must be one of inf, l2\. Got: 'l1'"),
     (run_robustness, ["attack.steps=0"], ConfigError, r"attack\.steps must be an integer >= 1"),
     (run_robustness, ["trainer.max_epochs=0"], ConfigError, r"trainer\.max_epochs must be >= 1"),
-    (run_robustness, ["epsilonn=1"], ConfigError, r"Unknown config key 'epsilonn'\. Valid keys: variant, epsilon, variants, attack"),
+    (run_robustness, ["epsilonn=1"], ConfigError, r"Unknown config key 'epsilonn' \(did you mean 'epsilon'\?\)\. Valid keys: variant, epsilon, variants, attack"),
     (run_robustness, ["data.path=data/absent.parquet"], MissingDataError, r"Data file not found: .*absent\.parquet\. Run `trustops prepare`.*`dvc pull .*absent\.parquet`"),
     (run_reproducibility, ["n_pairs=1"], ConfigError, r"n_pairs must be an integer >= 2.*Got: 1"),
     (run_reproducibility, ["variant=softsign"], ConfigError, r"Unknown reproducibility variant 'softsign'\. Allowed: relu, gelu, swish, tanh, smelu-<beta>"),

@@ -9,7 +9,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from trustops.trust.runs import run_reproducibility
+from trustops.runs.studies import run_reproducibility
 
 EXPERIMENT = "trustops-reproducibility"
 

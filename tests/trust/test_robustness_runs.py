@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from trustops.lineage import file_md5
-from trustops.trust.runs import run_robustness
+from trustops.runs.studies import run_robustness
 
 EXPERIMENT = "trustops-robustness"
 VARIANTS = {"standard": ("relu", "false"), "dp": ("relu", "true"), "smelu": ("smelu", "false")}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from trustops.alerts.alert import Alert, Severity
 from trustops.alerts.base import Channel
 from trustops.alerts.digest import Digest
 from trustops.alerts.errors import DeliveryError
-from trustops.alerts.webhook import WebhookChannel
+from trustops.alerts.webhook import DEFAULT_URL_ENV, WebhookChannel
 from trustops.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -135,3 +136,18 @@ def build_channel(name: str, options: Mapping[str, Any] | None = None) -> Channe
     if unknown:
         raise ConfigError(f"Unknown option(s) {unknown} for alert channel {name!r}; allowed: {allowed}.")
     return cls(**options, name=name)
+
+
+def alert_channels(*, zenml_stack: bool = False) -> list[str]:
+    """The channels a monitor pass sends to, besides the durable outbox: the console always; the
+    webhook when its URL is configured (by variable or secret file); ZenML's alerter when running
+    on a stack that has one (``zenml_stack``: inside a pipeline step)."""
+    channels = ["console"]
+    if os.environ.get(DEFAULT_URL_ENV) or os.environ.get(f"{DEFAULT_URL_ENV}_FILE"):
+        channels.append("webhook")
+    if zenml_stack:
+        from zenml.client import Client
+
+        if Client().active_stack.alerter is not None:
+            channels.append("zenml")
+    return channels

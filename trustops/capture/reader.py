@@ -37,6 +37,7 @@ from trustops.capture.errors import (
     LayerNotFoundError,
 )
 from trustops.capture.store import CaptureStore, open_store
+from trustops.files import write_atomically
 
 if TYPE_CHECKING:  # listing chunks needs no torch; reading their tensors does, and imports it then
     import torch
@@ -240,11 +241,8 @@ class SmdebugReader(CaptureReader):
             self._mirror_after = key
 
     def _download(self, key: str) -> None:
-        path = self.path.joinpath(*key.split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        temp.write_bytes(self.store.get(key))
-        os.replace(temp, path)
+        # A local mirror of the store: a crash may lose it (it is fetched again), never tear it.
+        write_atomically(self.path.joinpath(*key.split("/")), self.store.get(key), durable=False)
 
     def trial(self):
         """The ``smdebug`` trial over the capture (refreshed on every listing)."""

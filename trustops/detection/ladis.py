@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from monitors.errors import MonitorInputError
+from monitors.mmd.detection_rate import DetectionRate
 from monitors.mmd_adversarial import MMDAdversarialMonitor
 
 
@@ -29,6 +30,8 @@ class DetectionSettingsView:
     class_matching: bool
     top_k: int
     seed: int
+    # Capturable layer names tested together (permutation-calibrated Fisher combination); () for none.
+    combine_layers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -108,6 +111,65 @@ def run_detection(
     return DetectionReport(metrics=metrics, top_k=table, reference=reference[fit_rows], adversarial=adversarial)
 
 
+def _rate_metrics(prefix: str, rate: DetectionRate) -> dict[str, float]:
+    return {prefix: rate.rate, f"{prefix}_ci_low": rate.confidence_interval[0], f"{prefix}_ci_high": rate.confidence_interval[1]}
+
+
+def run_combined_detection(
+    reference_layers: Mapping[str, torch.Tensor],
+    clean_layers: Mapping[str, torch.Tensor],
+    adversarial_layers: Mapping[str, torch.Tensor],
+    *,
+    predictions: Mapping[str, torch.Tensor],
+    settings: DetectionSettingsView,
+) -> dict[str, float]:
+    """Detection, clean and baseline rates of the layers in ``settings.combine_layers`` tested together.
+
+    Every test draws one set of rows and one set of permutations (within classes when class-matched)
+    and applies them to every layer; the per-layer p-values are combined by Fisher's
+    ``-2 sum log p`` and the combined p-value is read off the same permutations (Pesarin's
+    nonparametric combination, which MMDAdversarialMonitor applies to several layers; see
+    :mod:`trustops.detection.combination`), so the dependence between
+    layers cannot inflate the false-positive rate as Fisher's chi-squared p-value would.
+    ``predictions`` holds the predicted classes of ``reference``, ``clean`` and ``adversarial``.
+    Metric names are those of :func:`run_detection` with the prefix ``combined_``.
+    """
+    layers = list(settings.combine_layers)
+    if len(layers) < 2:
+        raise ValueError(f"combine_layers must name at least two layers. Got: {layers}")
+    fit_rows, held_out_rows = split_reference(next(iter(reference_layers.values())), seed=settings.seed)
+
+    def pick(activations: Mapping[str, torch.Tensor], rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {layer: activations[layer] if rows is None else activations[layer][rows] for layer in layers}
+
+    reference_predictions = predictions["reference"]
+    matched = build_monitor(settings).fit(pick(reference_layers, fit_rows), predictions=reference_predictions[fit_rows])
+    unmatched = build_monitor(DetectionSettingsView(**{**settings.__dict__, "class_matching": False})).fit(pick(reference_layers, fit_rows))
+    metrics: dict[str, float] = {}
+
+    def rate(name: str, batch: dict[str, torch.Tensor], batch_predictions: torch.Tensor) -> DetectionRate:
+        kwargs = dict(n_tests=settings.n_tests, n_samples=settings.n_samples)
+        if settings.class_matching:
+            try:
+                result = matched.detection_rate(batch, predictions=batch_predictions, **kwargs)
+                metrics[f"class_matched_combined_{name}"] = 1.0
+                return result
+            except MonitorInputError:
+                metrics[f"class_matched_combined_{name}"] = 0.0
+        return unmatched.detection_rate(batch, **kwargs)
+
+    adversarial = rate("adversarial", pick(adversarial_layers), predictions["adversarial"])
+    clean = rate("clean", pick(clean_layers), predictions["clean"])
+    baseline = rate("baseline", pick(reference_layers, held_out_rows), reference_predictions[held_out_rows])
+    metrics.update(_rate_metrics("combined_detection_rate", adversarial))
+    metrics.update({
+        "combined_baseline_detection_rate": baseline.rate,
+        "combined_baseline_detection_rate_ci_high": baseline.confidence_interval[1],
+        "combined_clean_detection_rate": clean.rate,
+    })
+    return metrics
+
+
 def layer_table(
     reference_layers: Mapping[str, torch.Tensor],
     batches: Mapping[str, Mapping[str, torch.Tensor]],
@@ -116,8 +178,9 @@ def layer_table(
 ) -> pd.DataFrame:
     """Detection rate at every layer for every named batch (e.g. ``clean``, ``pgd eps=1``).
 
-    Class matching is off here: it needs predictions at each layer's own resolution, and the
-    table compares layers on equal terms.
+    Class matching is off here, so the table compares layers on equal terms.  With
+    ``settings.combine_layers`` a last row, ``combined``, tests those layers together
+    (see :func:`run_combined_detection`).
     """
     rows = []
     unmatched = DetectionSettingsView(**{**settings.__dict__, "class_matching": False})
@@ -127,5 +190,15 @@ def layer_table(
         for batch_name, layers in batches.items():
             rate = monitor.detection_rate(layers[layer], n_tests=settings.n_tests, n_samples=settings.n_samples)
             rows.append({"layer": layer, "batch": batch_name, "detection_rate": rate.rate})
+    order = list(reference_layers)
+    if settings.combine_layers:
+        combined = list(settings.combine_layers)
+        fit_rows, _ = split_reference(reference_layers[combined[0]], seed=settings.seed)
+        monitor = build_monitor(unmatched).fit({layer: reference_layers[layer][fit_rows] for layer in combined})
+        for batch_name, layers in batches.items():
+            rate = monitor.detection_rate({layer: layers[layer] for layer in combined},
+                                          n_tests=settings.n_tests, n_samples=settings.n_samples)
+            rows.append({"layer": "combined", "batch": batch_name, "detection_rate": rate.rate})
+        order.append("combined")
     table = pd.DataFrame(rows).pivot(index="layer", columns="batch", values="detection_rate")
-    return table.reindex(index=list(reference_layers), columns=list(batches))  # the caller's order, not the alphabet's
+    return table.reindex(index=order, columns=list(batches))  # the caller's order, not the alphabet's

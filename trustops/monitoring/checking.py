@@ -22,6 +22,7 @@ from trustops.monitoring.checks import (
     page_levels,
 )
 from trustops.monitoring.collect import read_collected
+from trustops.monitoring.evidently_workspace import PassSnapshot, pass_timestamp, record_pass
 from trustops.monitoring.parallel import check_stream
 from trustops.monitoring.records import BatchScores, CheckedBatches, CollectedCaptures, HtmlReport, MonitorScore, UnreadableChunk
 from trustops.monitoring.reference import load_reference
@@ -45,8 +46,10 @@ def check_collected(
 ) -> CheckedBatches:
     """Score each collected batch with each monitor; one failing monitor never stops the others.
 
-    ``drift_report``: Evidently's HTML drift report over the pass's most recent rows, when the
-    pass found a distribution shift (``on_shift``), on every pass with batches, or never.
+    ``drift_report``: Evidently's drift report over the pass's most recent rows, when the pass
+    found a distribution shift (``on_shift``), on every pass with batches (``always``: the
+    workspace's dashboard then draws every pass), or never.  The report is the pass's HTML
+    report and its snapshot in the project's Evidently workspace (:mod:`.evidently_workspace`).
     """
     failpoint("monitor.collect")  # collected (nothing written by collecting), nothing checked yet
     levels = page_levels(monitors, false_page_budget)
@@ -103,6 +106,16 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
             while sum(len(t) for t in recent_inputs[1:]) >= DRIFT_REPORT_ROWS:
                 recent_inputs.pop(0)
     if recent_inputs and (drift_report == "always" or (drift_report == "on_shift" and shifted)):
-        rows = torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:]
-        html = fitted["evidently_drift"].report_html(input_table(rows, reference.columns))
-        checked.html_reports["evidently_drift"] = HtmlReport(step=checked.batches[-1].step, html=html)
+        _report_drift(fitted["evidently_drift"], input_table(torch.cat(recent_inputs)[-DRIFT_REPORT_ROWS:], reference.columns),
+                      model_info, checked)
+
+
+def _report_drift(monitor, table, model_info, checked) -> None:
+    """One Evidently Report over the pass's most recent rows: the pass's HTML report and its snapshot in
+    the project's Evidently workspace (the trend over passes).  Writing the workspace never fails the pass."""
+    first, last = checked.batches[0], checked.batches[-1]
+    key = PassSnapshot(model_info.name, str(model_info.version), first.step, last.step)
+    run = monitor.report_run(table, timestamp=pass_timestamp(last.captured_at), tags=key.tags, metadata=key.metadata,
+                             name=key.name)
+    checked.html_reports["evidently_drift"] = HtmlReport(step=last.step, html=monitor.report_html())
+    record_pass(run, key)

@@ -48,7 +48,6 @@ import os
 import random
 import re
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -59,6 +58,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trustops.errors import ConfigError, ServiceError, TrustopsError
+from trustops.files import fsync_folder, write_atomically
 
 try:
     import fcntl
@@ -175,15 +175,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    # A rename or a new file is durable only once its directory entry is.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """An ``flock`` on the folder itself: adds no file to the layout, and dies with the process."""
@@ -242,17 +233,7 @@ class LocalStateStore(StateStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         with _folder_lock(path.parent):
             self._check(path, expect)
-            fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as temp:
-                    temp.write(data)
-                    temp.flush()
-                    os.fsync(temp.fileno())
-                os.replace(temp_name, path)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
-            _fsync_dir(path.parent)
+            write_atomically(path, data)
         return _digest(data)
 
     def delete(self, key: str, *, expect: str | _Any = ANY) -> bool:
@@ -264,7 +245,7 @@ class LocalStateStore(StateStore):
                 return False
             self._check(path, expect)
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_folder(path.parent)
         return True
 
     def list(self, prefix: str = "") -> list[str]:
@@ -296,7 +277,7 @@ class LocalStateStore(StateStore):
             file.flush()
             os.fsync(file.fileno())
         if created:
-            _fsync_dir(path.parent)
+            fsync_folder(path.parent)
         return True
 
     def copy(self, key: str, to: str) -> None:

@@ -56,10 +56,13 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
 
     if airflow.is_trustops_airflow(Client().active_stack_model.components[StackComponentType.ORCHESTRATOR][0]):
         settings.update(airflow.submission_settings(dag_id=schedule_name))
+    from trustops.zenml_model import monitored_model
+
     scheduled = monitoring_pipeline.with_options(
         schedule=Schedule(name=schedule_name, cron_expression=cron),
         run_name=f"{schedule_name}-{{date}}-{{time}}",
         settings=settings,
+        model=monitored_model(found.tags),  # every scheduled pass links to the monitored ZenML model version
     )
     # The state folder (watermark, charts, outbox) must be on storage every scheduled run sees.
     scheduled(model_name=found.name, model_version=str(found.version), monitors=names,

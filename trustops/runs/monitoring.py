@@ -1,7 +1,8 @@
 """One monitor run for a registered model: the ZenML monitor pipeline, tracked as an MLflow run.
 
 Each pass's MLflow run is a child of the model version's long-lived monitoring run, which holds
-the control charts (:mod:`trustops.monitoring.mlflow_chart`).
+the control charts (:mod:`trustops.monitoring.mlflow_chart`).  Its ZenML run is attached to the
+ZenML model version the monitored MLflow version was trained as (:mod:`trustops.zenml_model`).
 
 Everything that can be wrong with the request (monitor names, the false-page budget, too few
 permutations for a page limit) is checked before anything is read or imported, and a pass with
@@ -117,9 +118,11 @@ def run_monitor(
             return report, None
         from pipelines.monitoring import monitoring_pipeline
         from trustops.runs.zenml_runs import run_tracked_pipeline
+        from trustops.zenml_model import monitored_model
 
         pipeline_run = run_tracked_pipeline(
             monitoring_pipeline, run_name=pass_run_name(), experiment_name=MONITORING_EXPERIMENT, root=root,
+            model=lambda: monitored_model(found.tags),  # the ZenML model version its training run made, if any
             model_name=found.name, model_version=str(found.version), monitors=names, state=str(state),
             false_page_budget=budget, drift_report=drift_report, permutations=permutations, capture_uri=capture_uri,
             traffic=traffic,
@@ -192,6 +195,6 @@ def deliver_pending_alerts(state: Path | str | StateStore) -> int:
     if not alerts.list():
         return 0
     from trustops.alerts import AlertManager
-    from trustops.monitoring.channels import alert_channels
+    from trustops.alerts.channels import alert_channels
 
     return len(AlertManager.from_config(alerts, alert_channels()).flush().pending)

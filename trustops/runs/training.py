@@ -17,6 +17,12 @@ from trustops.settings import TrainSettings
 from trustops.runs.zenml_runs import run_tracked_pipeline
 from trustops.storage import check_stores, load_storage
 from trustops.tracking import experiment_artifact_location
+from trustops.zenml_model import (
+    ZenMLModelVersion,
+    create_training_version,
+    finish_training_version,
+    settle_unfinished_training_version,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +68,23 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     check_run_stores(settings, tracking_uri, root)
     reconcile_abandoned_runs(tracking_uri, root=root)  # runs a killed trustops left RUNNING end as KILLED
     run_tags = {**comparison_tags(settings), "trustops_job": "train", **({"sweep_point": sweep_point} if sweep_point else {})}
-    pipeline_run = run_tracked_pipeline(
-        training_pipeline, run_name=run_name, experiment_name=settings.tracking.experiment_name, root=root,
-        settings=settings.to_dict(), resolved_config=resolved_config, run_tags=run_tags,
-    )
+    # Each run gets its own version of the ZenML model named like the registered model, created
+    # pending once ZenML's store is set up; ZenML links the run and its artifacts to it.
+    zenml_version: list[ZenMLModelVersion] = []
+
+    def zenml_model():
+        zenml_version.append(create_training_version(settings.tracking.registered_model_name, run_name))
+        return zenml_version[0].as_model()
+
+    try:
+        pipeline_run = run_tracked_pipeline(
+            training_pipeline, run_name=run_name, experiment_name=settings.tracking.experiment_name, root=root,
+            model=zenml_model, settings=settings.to_dict(), resolved_config=resolved_config, run_tags=run_tags,
+        )
+    except BaseException:
+        if zenml_version:  # a failed run's version must not pass for a registered one
+            settle_unfinished_training_version(zenml_version[0], run_name)
+        raise
     registration = pipeline_run.steps["register_model"].outputs["registration"][0].load()
     if registration.get("version"):
         from mlflow.tracking import MlflowClient
@@ -76,6 +95,8 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
         client.set_tag(registration["run_id"], "model_version", model_version)
         # Last: the pipeline returned, so its run FINISHED; only now may `latest` and aliases pick it.
         mark_version_ready(client, registration["registered_model"], registration["version"])
+    if zenml_version:  # after MLflow's: a ready ZenML version always names a ready MLflow one
+        finish_training_version(zenml_version[0], registered=bool(registration.get("version")))
     return TrainingRunSummary(
         run_name=run_name,
         mlflow_run_id=registration["run_id"],

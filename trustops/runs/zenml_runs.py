@@ -84,8 +84,13 @@ def wait_for_pipeline_run(run_id: Any, *, describe: str, failed_before_start: Ca
         time.sleep(poll_seconds)
 
 
-def run_tracked_pipeline(pipeline: Any, *, run_name: str, experiment_name: str, root: Path, **parameters: Any) -> Any:
+def run_tracked_pipeline(pipeline: Any, *, run_name: str, experiment_name: str, root: Path,
+                         model: Callable[[], Any] | None = None, **parameters: Any) -> Any:
     """Run ``pipeline`` with its steps tracked in MLflow experiment ``experiment_name``.
+
+    ``model``, called once the project's ZenML store and stack are set up, gives the
+    ``zenml.Model`` the run is attached to (its version in ZenML's Model Control Plane, see
+    :mod:`trustops.zenml_model`), or ``None`` for none.
 
     Returns the finished pipeline run (with its steps' outputs).  A failed step's own error
     is raised, not ZenML's generic one.  The MLflow run carries this process as its owner
@@ -114,7 +119,8 @@ def run_tracked_pipeline(pipeline: Any, *, run_name: str, experiment_name: str, 
     if on_airflow:
         settings.update(airflow.submission_settings(dag_id=run_name))
         airflow.clear_task_failure(run_name, root)
-    configured = pipeline.with_options(run_name=run_name, settings=settings)
+    attached = model() if model is not None else None
+    configured = pipeline.with_options(run_name=run_name, settings=settings, **({"model": attached} if attached else {}))
     try:
         submitted = configured(tracker=tracker, **parameters)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM as trustops.errors.Terminated

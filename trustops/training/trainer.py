@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -94,6 +95,33 @@ class _EpochProgress(L.Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+@contextlib.contextmanager
+def _deterministic_fit() -> Iterator[None]:
+    """Deterministic algorithms for the fit (Lightning's ``deterministic=True``), minus the memory fill, then as before.
+
+    Under ``torch.use_deterministic_algorithms(True)`` PyTorch also fills every newly allocated
+    tensor with NaN (``torch.utils.deterministic.fill_uninitialized_memory``), so that a kernel
+    reading memory it never wrote gives a repeatable wrong answer.  Correct kernels overwrite
+    that memory, so the fill cannot change a result (a test checks DP CNN weights are identical),
+    but Opacus allocates per-sample copies of activations and gradients, and filling them cost a
+    DP step on ``fashion_cnn`` about 14% (bench.bench_fashion_dp, issue #13).  Lightning leaves the
+    flags set for the rest of the process, slowing later attacks and evaluations; they are put back here.
+    """
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]
+        torch.backends.cudnn.benchmark = before[3]
 
 
 def _build(settings: TrainSettings, info: DatasetInfo, preprocess: TabularPreprocess | None = None) -> Classifier:
@@ -204,25 +232,26 @@ def train_classifier(
                 settings.capture.uri, backend=settings.capture.backend, include=settings.capture.include, **writer_options
             )
         )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=settings.trainer.max_epochs,
-        deterministic=True,
-        logger=False,
-        callbacks=trainer_callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,
-    )
-    with warnings.catch_warnings():
-        # Lightning suggests worker processes for the loaders; the data is tiny and in memory.
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        # Opacus's reminder; trustops seeds its generators on purpose, for reproducible runs.
-        warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    with _deterministic_fit():
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=settings.trainer.max_epochs,
+            deterministic=True,
+            logger=False,
+            callbacks=trainer_callbacks,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+        )
+        with warnings.catch_warnings():
+            # Lightning suggests worker processes for the loaders; the data is tiny and in memory.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # Opacus's reminder; trustops seeds its generators on purpose, for reproducible runs.
+            warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
 
     result = TrainingResult(model=_fresh_copy(unwrap(model), settings, info), history=history.rows)
     if privacy is not None:

@@ -1,6 +1,6 @@
 """Robustness curves: a classifier's accuracy under a PGD attack, against the attack's radius ε.
 
-No MLflow, ZenML or Hydra here: :mod:`trustops.trust.runs` wraps these functions into tracked
+No MLflow, ZenML or Hydra here: :mod:`trustops.runs.studies` wraps these functions into tracked
 runs.  ε is in input units (digits pixels run 0-16); ε = 0 is the clean accuracy, with no attack.
 """
 

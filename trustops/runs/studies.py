@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from trustops.configuration import LaunchOutcome
 from trustops.errors import ConfigError, DataError
 from trustops.lifecycle import owner_tags
 
@@ -38,19 +37,7 @@ class MissingDataError(ConfigError, DataError):
 
 
 # ---------------------------------------------------------------------------------------------
-# A generic hydra-zen multirun (trustops.configuration.launch_config is bound to the training config).
-
-
-@dataclass(frozen=True)
-class StudyOutcome:
-    results: list[Any]
-    errors: list[Exception]
-    overrides: list[str]
-
-
-class _JobFailed:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+# A study is a multirun of trustops' one launcher (trustops.configuration.launch_config).
 
 
 def launch_study(
@@ -60,49 +47,24 @@ def launch_study(
     *,
     default_sweep: Mapping[str, Sequence[Any]],
     check: Callable[[Any], Any] | None = None,
-) -> StudyOutcome:
+) -> LaunchOutcome:
     """Run ``task`` once per sweep point of ``config``; keys of ``default_sweep`` the user did not set are swept over its values.
 
     With ``check``, every point is first composed and checked (no training, nothing logged), and
     the first point's error is raised: a bad value anywhere in the sweep fails before any run.
     Otherwise every point runs even when another fails; failures come back in ``errors``.
     """
+    from trustops.configuration import launch_config
+
     overrides = [*overrides, *_default_sweep_overrides(overrides, default_sweep)]
     if check is not None:
-        checked = _launch(config, check, overrides)
+        checked = launch_config(check, overrides, multirun=True, config=config)
         if checked.errors:
             total = len(checked.errors) + len(checked.results)
             if total > 1:
                 print(f"{len(checked.errors)} of {total} sweep points are invalid; nothing was run. The first error follows.")
             raise checked.errors[0]
-    return _launch(config, task, overrides)
-
-
-def _launch(config: Any, task: Callable[[Any], Any], overrides: list[str]) -> StudyOutcome:
-    from hydra.errors import ConfigCompositionException, OverrideParseException
-    from hydra_zen import launch
-
-    from trustops.configuration import hydra_overrides
-
-    def capture_failure(cfg: Any) -> Any:
-        try:
-            return task(cfg)
-        except Exception as error:  # reported per point, as one line, instead of Hydra's traceback
-            return _JobFailed(error)
-
-    try:
-        batches = launch(
-            config, capture_failure, overrides=hydra_overrides(overrides), multirun=True,
-            version_base="1.3", with_log_configuration=False,
-        )  # fmt: skip
-    except (ConfigCompositionException, OverrideParseException) as error:
-        raise ConfigError(_explain_override_error(error, config)) from error
-    values = [job.return_value for batch in batches for job in batch]
-    return StudyOutcome(
-        results=[v for v in values if not isinstance(v, _JobFailed)],
-        errors=[_readable(v.error) for v in values if isinstance(v, _JobFailed)],
-        overrides=overrides,
-    )
+    return launch_config(task, overrides, multirun=True, config=config)
 
 
 def _default_sweep_overrides(overrides: Sequence[str], default_sweep: Mapping[str, Sequence[Any]]) -> list[str]:
@@ -116,29 +78,6 @@ def _default_sweep_overrides(overrides: Sequence[str], default_sweep: Mapping[st
     given = {o.key_or_group for o in parsed}
     return [f"{key}={','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
             for key, values in default_sweep.items() if key not in given]  # fmt: skip
-
-
-def _readable(error: Exception) -> Exception:
-    from hydra.errors import InstantiationException
-
-    if isinstance(error, InstantiationException):
-        cause = error.__cause__
-        return cause if isinstance(cause, ConfigError) else ConfigError(str(error).splitlines()[0])
-    return error
-
-
-def _explain_override_error(error: Exception, config: Any) -> str:
-    chain, cause = [], error
-    while cause is not None:
-        chain.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    text = "\n".join(chain)
-    keys = ", ".join(f.name for f in dataclasses.fields(config))
-    unknown = re.search(r"Could not override '([^']+)'", text)
-    if unknown:
-        return f"Unknown config key {unknown.group(1)!r}. Valid keys: {keys} (and their fields, e.g. trainer.max_epochs)."
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"Invalid override: {first_line} Valid keys: {keys}."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +272,7 @@ def run_robustness(overrides: Sequence[str]) -> int:
     return 0
 
 
-def _robustness_summary(outcome: StudyOutcome, sweep_id: str) -> str:
+def _robustness_summary(outcome: LaunchOutcome, sweep_id: str) -> str:
     import mlflow
     from omegaconf import OmegaConf
 
@@ -473,7 +412,7 @@ def plot_prediction_difference(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _reproducibility_summary(outcome: StudyOutcome, sweep_id: str) -> str:
+def _reproducibility_summary(outcome: LaunchOutcome, sweep_id: str) -> str:
     import mlflow
     from omegaconf import OmegaConf
 
@@ -501,7 +440,7 @@ def _reproducibility_summary(outcome: StudyOutcome, sweep_id: str) -> str:
     return run.info.run_id
 
 
-def _report_failures(outcome: StudyOutcome) -> None:
+def _report_failures(outcome: LaunchOutcome) -> None:
     if outcome.errors and len(outcome.errors) + len(outcome.results) > 1:
         print(f"{len(outcome.errors)} of {len(outcome.errors) + len(outcome.results)} sweep points failed; the first error follows.")
     if outcome.errors:
