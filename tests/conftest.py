@@ -1,9 +1,12 @@
-"""Shared test set-up: Hypothesis profiles, registry isolation, and a real S3 server.
+"""Shared test set-up: Hypothesis profiles, registry isolation, a real S3 server and one smoke-trained model.
 
 The SeaweedFS S3 server is one per session, for every area that needs S3 (capture stores,
 the DVC remote, MLflow artifacts).  It listens on free loopback ports only, keeps its data
 in a temporary folder and is stopped with SIGTERM, then SIGKILL after a timeout, so no
 process outlives the session.  It starts only when a test asks for it.
+
+Heavy libraries (MLflow, ZenML, Lightning) are imported inside fixtures, never here: this module
+is imported before any test is collected.
 """
 
 from __future__ import annotations
@@ -11,15 +14,29 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from trustops.devtools.seaweedfs import S3Server, find_weed, local_s3_server
 
+if TYPE_CHECKING:
+    from tests.pipelines.conftest import Project
+
 settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fast", max_examples=20, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the session's smoke model (directly or through a fixture) is a ``trains_model`` test:
+    run alone, it pays for the training."""
+    for item in items:
+        if "smoke_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trains_model)
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +87,50 @@ def s3_bucket(s3_env: S3Server) -> str:
     name = f"cap-{uuid.uuid4().hex[:12]}"
     s3_env.client().create_bucket(Bucket=name)
     return name
+
+
+# ---------------------------------------------------------------------------------------------
+# One smoke-trained, registered model for the tests that need a model but are not about training
+
+
+SMOKE_MODEL_NAME = "trustops-digits"  # what `trustops train` registers on the digits data
+
+
+@dataclass(frozen=True)
+class SmokeModel:
+    """``trustops train trainer=smoke dp=off`` on the digits data, run once per session through the real CLI.
+
+    Its project is a template that no test writes to: a test module takes its own copy with
+    :meth:`copy_to` (MLflow and ZenML stores, artifacts, the capture store, all relocated), so
+    runs, versions, captures and monitor state never leak from one module into another.
+    """
+
+    project: Project
+    fingerprint: tuple[tuple[str, int, int], ...]
+    name: str = SMOKE_MODEL_NAME
+    version: int = 1
+
+    def copy_to(self, root: Path) -> Project:
+        changed = sorted(set(self.fingerprint) ^ set(_fingerprint(self.project.root)))
+        assert not changed, f"a test wrote into the shared smoke model's project instead of its copy: {changed[:10]}"
+        return self.project.copy_to(root)
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under ``root`` with its size and modification time."""
+    return tuple(sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()))
+
+
+@pytest.fixture(scope="session")
+def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeModel]:
+    from tests.pipelines.conftest import new_digits_project
+
+    project = new_digits_project(tmp_path_factory.mktemp("smoke-model"))
+    result = project.trustops("train", "trainer=smoke", "dp=off", timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    version = project.client().get_model_version(SMOKE_MODEL_NAME, "1")
+    assert version.tags.get("capture_uri"), version.tags  # the training reference the monitors and detect read
+    model = SmokeModel(project, _fingerprint(project.root))
+    yield model
+    changed = sorted(set(model.fingerprint) ^ set(_fingerprint(project.root)))
+    assert not changed, f"a test wrote into the shared smoke model's project instead of its copy: {changed[:10]}"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trustops.errors import Terminated, TrustopsError
+from trustops.settings import DEFAULT_MODEL_NAME
 
 logger = logging.getLogger("trustops")
 
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                         deferred_arguments=_predict_arguments)
 
     monitor = commands.add_parser("monitor", help="Monitor the batches a registered model captured since the last run.")
-    monitor.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s, latest)")
+    monitor.add_argument("--model", default=DEFAULT_MODEL_NAME, help="NAME or NAME:VERSION (default: %(default)s, latest)")
     monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
     monitor.add_argument("--false-page-budget", default="500", metavar="BATCHES",
                          help="expected clean batches between false pages, all monitors together (default: %(default)s)")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedule = commands.add_parser("schedule", help="Run the monitor on a cron schedule (in-process), or print the crontab line.")
     schedule.add_argument("--cron", default=None, help="cron expression, e.g. '*/5 * * * *' (UTC); required unless --delete")
-    schedule.add_argument("--model", default="trustops-digits", help="NAME or NAME:VERSION (default: %(default)s)")
+    schedule.add_argument("--model", default=DEFAULT_MODEL_NAME, help="NAME or NAME:VERSION (default: %(default)s)")
     schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
     schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
     schedule.add_argument("--zenml", action="store_true",
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", help="Write a model version's trust report (Markdown + HTML) and log it to its MLflow training run.")
-    report.add_argument("--model", default="trustops-digits", metavar="NAME[:VERSION|@ALIAS]", help="default: %(default)s, latest ready version")
+    report.add_argument("--model", default=DEFAULT_MODEL_NAME, metavar="NAME[:VERSION|@ALIAS]", help="default: %(default)s, latest ready version")
     report.add_argument("--out", default="trust_reports", help="folder for <name>-v<version>/ (default: %(default)s)")
 
     zenml = commands.add_parser(

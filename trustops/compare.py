@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from trustops.errors import ConfigError
+from trustops.metric_names import CHART_SIGNAL, CLEAN_ACCURACY, OLD_NAMES, TEST_ACCURACY
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ FIELDS: tuple[Field, ...] = (
     Field("dp", tags=("dp",), params=("dp.enabled", "dp")),
     Field("data hash", tags=("data_hash",)),
     Field("model version", tags=("model_version", "registered_model_version")),
-    Field("accuracy", metrics=("accuracy", "test_accuracy", "clean_accuracy", "accuracy_mean")),
+    # A training run's test accuracy (older runs also logged it as "accuracy"), a robustness point's
+    # accuracy before the attack, a reproducibility variant's mean over its pairs.
+    Field("accuracy", metrics=(TEST_ACCURACY, *OLD_NAMES[TEST_ACCURACY], CLEAN_ACCURACY, "accuracy_mean")),
     Field("dp_epsilon", metrics=("dp_epsilon",), tags=("dp_epsilon",)),
     Field("attack success rate", metrics=("attack_success_rate",)),
     Field("detection rate", metrics=("detection_rate",)),
@@ -52,7 +55,7 @@ LABELS = tuple(f.label for f in FIELDS)
 # `capture.backend`, which runs before each setting was logged once also had (as `capture_backend`
 # from the served model's config, which every run has): old and new runs of one config match.
 RUN_SPECIFIC_PARAMS = frozenset({"capture.uri", "capture_uri", "capture.backend", "tracking.run_name", "data.resolved_path"})
-CHART_SIGNAL_SUFFIX = ".chart_signal"
+CHART_SIGNAL_SUFFIX = f".{CHART_SIGNAL}"
 
 
 @dataclass(frozen=True)

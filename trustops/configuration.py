@@ -189,14 +189,25 @@ def _explain_override_error(error: Exception, overrides: Sequence[str]) -> str:
 def _explain_study_override_error(error: Exception, config: Any) -> str:
     """A study's config has no groups: an unknown key is answered with the study's own keys."""
     text = "\n".join(_error_chain(error))
-    keys = [f.name for f in dataclasses.fields(config)]
+    keys = [f.name for f in dataclasses.fields(config) if f.name not in HYDRA_ZEN_KEYS]
     unknown = re.search(r"Could not override '([^']+)'", text)
     if unknown:
         key = unknown.group(1)
-        return (f"Unknown config key {key!r}{_did_you_mean(key, keys)}. Valid keys: {', '.join(keys)} "
-                "(and their fields, e.g. trainer.max_epochs).")  # fmt: skip
+        return (f"Unknown config key {key!r}{_did_you_mean(key, keys)}. Valid keys: {', '.join(keys)}"
+                f"{_nested_example(config)}.")  # fmt: skip
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"Invalid override: {first_line} Valid keys: {', '.join(keys)}."
+
+
+def _nested_example(config: Any) -> str:
+    """`` (and their fields, e.g. attack.epsilon)`` from the config's first nested group, ``""`` when it has none."""
+    for outer in dataclasses.fields(config):
+        default = outer.default_factory() if outer.default_factory is not dataclasses.MISSING else outer.default
+        if dataclasses.is_dataclass(default):
+            inner = next((f.name for f in dataclasses.fields(default) if f.name not in HYDRA_ZEN_KEYS), None)
+            if inner:
+                return f" (and their fields, e.g. {outer.name}.{inner})"
+    return ""
 
 
 def _error_chain(error: BaseException) -> list[str]:

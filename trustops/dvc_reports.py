@@ -22,6 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from trustops.metric_names import DP_EPSILON, TEST_ACCURACY, TEST_ECE, read_metric
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
@@ -33,9 +35,9 @@ CONFUSION_ARTIFACT = "evaluation/confusion_matrix.png"
 def metrics_of(summary: Any) -> dict[str, Any]:
     """The DVC metrics of one :class:`~trustops.runs.training.TrainingRunSummary`."""
     metrics: dict[str, Any] = {
-        "accuracy": summary.metrics.get("test_accuracy"),
-        "test_ece": summary.metrics.get("test_ece"),
-        "dp_epsilon": summary.training.get("dp_epsilon"),
+        TEST_ACCURACY: read_metric(summary.metrics, TEST_ACCURACY),
+        TEST_ECE: summary.metrics.get(TEST_ECE),
+        DP_EPSILON: summary.training.get(DP_EPSILON),
     }
     metrics = {k: float(v) for k, v in metrics.items() if v is not None}
     metrics["mlflow_run_id"] = summary.mlflow_run_id

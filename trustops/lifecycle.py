@@ -211,24 +211,26 @@ def stop_zenml_runs(run_names: list[str], *, root: Path | None = None) -> None:
                     publish_utils.publish_step_run_status_update(step_run.id, status=ExecutionStatus.STOPPED)
             publish_utils.publish_pipeline_run_status_update(pipeline_run.id, status=ExecutionStatus.STOPPED,
                                                              status_reason="the trustops process running it was killed")
-            _fail_pending_model_version(client, pipeline_run.id)
+            try:
+                _fail_pending_model_version(client, pipeline_run.id)
+            except Exception as error:  # noqa: BLE001 - the version's label; the run is stopped either way
+                logger.warning("Could not mark the ZenML model version of run %s failed: %s: %s", name, type(error).__name__, error)
     except Exception as error:  # noqa: BLE001 - housekeeping: the MLflow side is what users read
         logger.debug("Could not stop ZenML runs %s: %s", run_names, error)
 
 
 def _fail_pending_model_version(client: Any, pipeline_run_id: Any) -> None:
-    """A stopped training run's ZenML model version still reads pending: mark it failed and archive it.
+    """A stopped training run's ZenML model version still reads pending: mark it failed (metadata and tag).
 
     A monitor run attaches to a ready version, which this leaves alone.
     """
     from zenml import log_metadata
-    from zenml.enums import ModelStages
 
     version = client.get_pipeline_run(pipeline_run_id).model_version  # hydrated: with its model version
     if version is None or version.run_metadata.get(STATUS_TAG) != PENDING:
         return
     log_metadata(metadata={STATUS_TAG: FAILED}, model_version_id=version.id)
-    client.update_model_version(version.model.id, version.id, stage=ModelStages.ARCHIVED)
+    client.update_model_version(version.model.id, version.id, add_tags=[FAILED])
 
 
 def end_interrupted_run(run_name: str, experiment_name: str, tracking_uri: str, *, root: Path | None = None) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from trustops.errors import ConfigError
 from trustops.lifecycle import READY, STATUS_TAG
 from trustops.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def resolve_registered_model(name: str, version: str = "latest", client: MlflowC
     :mod:`trustops.lifecycle`): ``latest`` is the newest such version, and a version named
     explicitly or by alias that is not ready is refused with a :class:`ConfigError`.
     """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     client = client or MlflowClient()
     name, version = split_model_spec(name, version)
     try:
@@ -92,6 +96,8 @@ def readiness(client: MlflowClient, version: ModelVersion) -> tuple[bool, str]:
     One registered otherwise (by hand, or before two-phase registration) is ready when its run
     FINISHED.
     """
+    from mlflow.exceptions import MlflowException
+
     status = version.tags.get(STATUS_TAG)
     if status == READY:
         return True, "FINISHED"

@@ -12,6 +12,10 @@ from typing import Any
 
 from trustops.errors import ConfigError
 
+# The registered model of the embedded default data (``trustops-<data file stem>``): what commands
+# that take a model use when none is named.
+DEFAULT_MODEL_NAME = "trustops-digits"
+
 # The allowed values live here, not in the modules that implement them, so that validating
 # a config (``trustops config``, a rejected override) never imports torch or pandas.
 # tests/core/test_cli_startup.py checks they equal trustops.data.loading.FORMATS,
@@ -302,6 +306,13 @@ class DetectSettings:
     def __post_init__(self) -> None:
         _require(0 < self.alpha < 1, f"detect.alpha must satisfy 0 < alpha < 1. Got: {self.alpha}")
         _require(self.n_permutations >= 1, f"detect.n_permutations must be >= 1. Got: {self.n_permutations}")
+        if 0 < self.alpha < 1:  # checked here, before any attack or capture runs: the cross-field rule
+            from trustops.monitoring.budget import resamples_for_level
+
+            needed = resamples_for_level(self.alpha)
+            _require(self.n_permutations >= needed,
+                     f"detect.n_permutations={self.n_permutations} cannot reach detect.alpha={self.alpha:g} (a permutation "
+                     f"p-value is at least 1/(n_permutations + 1)): use detect.n_permutations >= {needed}, or a larger alpha.")
         _require(self.n_tests >= 1, f"detect.n_tests must be >= 1. Got: {self.n_tests}")
         _require(self.n_samples >= 2, f"detect.n_samples must be >= 2. Got: {self.n_samples}")
         _require(self.top_k >= 1, f"detect.top_k must be >= 1. Got: {self.top_k}")
@@ -322,11 +333,15 @@ class DetectSettings:
 class AdversarialSettings:
     """Attack a registered model and test whether its penultimate layer gives the attack away."""
 
-    model_name: str = "trustops-digits"
+    model_name: str = DEFAULT_MODEL_NAME
     model_version: str = "latest"
     experiment_name: str = "trustops-adversarial"
     attack: AttackSettings = field(default_factory=AttackSettings)
     detect: DetectSettings = field(default_factory=DetectSettings)
+
+    def __post_init__(self) -> None:
+        # `model_version=3` on the command line arrives as an int; a version is a name here ("latest", "3", "@champion").
+        object.__setattr__(self, "model_version", str(self.model_version))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trustops.metric_names import TEST_ACCURACY, read_metric
 from trustops.paths import default_tracking_uri
 
 
@@ -40,7 +41,7 @@ def print_training_summary(summaries: Sequence) -> None:
             s.run_name,
             s.settings.model.activation,
             s.training.get("dp_epsilon"),
-            s.metrics.get("test_accuracy"),
+            read_metric(s.metrics, TEST_ACCURACY),
             s.metrics.get("test_ece"),
             registered,
             s.mlflow_run_id[:12],

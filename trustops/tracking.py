@@ -11,9 +11,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 
 from trustops.paths import default_artifact_root, default_tracking_uri
 
@@ -42,6 +39,8 @@ def ensure_experiment(name: str, tracking_uri: str | None = None, root: Path | N
     opens its runs and charts; an experiment that already names a kind keeps it.
     """
     tracking_uri = tracking_uri or default_tracking_uri(root)
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -143,6 +142,10 @@ def log_batch(
     step: int = 0,
 ) -> None:
     """Log to the active run in one request (per-item calls cost a round trip each on a server)."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_batch needs an active MLflow run.")
@@ -157,6 +160,10 @@ def log_batch(
 
 def log_history(rows: Iterable[Mapping[str, float]], *, step_key: str = "epoch") -> None:
     """Metrics per epoch (or per ``step_key``), each at that step, so curves plot in the MLflow UI; few requests."""
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_history needs an active MLflow run.")

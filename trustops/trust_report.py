@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trustops.metric_names import TEST_ACCURACY, read_metric
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.entities import Run
@@ -118,7 +120,7 @@ def write_trust_report(report: TrustReport, folder: Path) -> tuple[Path, Path]:
 def _training_section(run: Run, model: RegisteredModel) -> Section:
     metrics, params = run.data.metrics, run.data.params
     section = Section("Accuracy and privacy", source=f"Training run `{run.info.run_id}` ({run.info.run_name}).")
-    if (accuracy := metrics.get("test_accuracy")) is not None:
+    if (accuracy := read_metric(metrics, TEST_ACCURACY)) is not None:
         rows = int(metrics.get("test_rows", 0))
         interval = "—" if not rows else "{:.3f}–{:.3f} (Wilson, {} test rows)".format(*wilson_interval(accuracy * rows, rows), rows)
         section.figures.append(Figure("test accuracy", f"{accuracy:.4f}", interval, ANCHORS["dp"]))

@@ -20,8 +20,9 @@ A ZenML model version has no state of its own, so trustops keeps one in its meta
 ``ready``          the run finished and registered the MLflow version its metadata names,
                    which is ready too
 ``unregistered``   the run finished with ``tracking.register=false``: artifacts, no MLflow version
-``failed``         the run failed; the version is also moved to ZenML's ``archived`` stage, so
-                   ``zenml model version list`` shows it as not for use
+``failed``         the run failed, or its process was killed (marked by the next command that
+                   reconciles abandoned runs); the version also gets the ZenML tag ``failed``
+                   (not the ``archived`` stage: ZenML lets one version at a time hold a stage)
 =================  ==========================================================================
 
 ZenML is imported only inside these functions: ``trustops monitor``'s no-op pass never gets here.
@@ -161,7 +162,6 @@ def settle_unfinished_training_version(version: ZenMLModelVersion, run_name: str
     """
     try:
         from zenml.client import Client
-        from zenml.enums import ModelStages
 
         client = Client()
         try:
@@ -171,7 +171,7 @@ def settle_unfinished_training_version(version: ZenMLModelVersion, run_name: str
         if status is not None and (not status.is_finished or status.value == "completed"):
             return  # still going, or it completed and trustops failed after it: pending, as its MLflow version stays
         set_status(version.id, FAILED)
-        client.update_model_version(version.model, version.id, stage=ModelStages.ARCHIVED)
+        client.update_model_version(version.model, version.id, add_tags=[FAILED])
     except Exception as error:  # noqa: BLE001 - housekeeping after a failure must not hide it
         logger.warning("Could not mark ZenML model %s version %s as failed: %s", version.model, version.number, error)
 

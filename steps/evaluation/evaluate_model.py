@@ -9,6 +9,7 @@ from zenml import step
 from trustops.data.loading import DatasetInfo
 from trustops.evaluation import confusion_figure, evaluate_classifier
 from trustops.failpoints import failpoint
+from trustops.metric_names import TEST_ROWS
 from trustops.tracking import log_batch
 from trustops.training.tensors import split_dataset
 
@@ -32,8 +33,8 @@ def evaluate_model(
     )
     evaluation = evaluate_classifier(model, *test.tensors, info.classes)
     metrics = evaluation.metrics()
-    # test_rows: the sample size behind test_accuracy, so its interval can be given (trustops report)
-    log_batch(metrics={**metrics, "accuracy": evaluation.accuracy, "test_rows": float(len(test))})
+    # TEST_ROWS: the sample size behind TEST_ACCURACY, so its interval can be given (trustops report)
+    log_batch(metrics={**metrics, TEST_ROWS: float(len(test))})
     figure = confusion_figure(evaluation.confusion, info.classes)
     mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
     plt.close(figure)

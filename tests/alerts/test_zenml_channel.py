@@ -15,25 +15,42 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
-from zenml.enums import StackComponentType
 
 from trustops.alerts import AlertManager, DeliveryError, Digest, ZenMLAlerterChannel
 
 from .conftest import make_alert
-from .zenml_recording_alerter import FLAVOR_SOURCE, RecordingAlerter, RecordingAlerterConfig, read_posts
+
+if TYPE_CHECKING:
+    from .zenml_recording_alerter import RecordingAlerter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _recording() -> ModuleType:
+    """The recording alerter's module: it imports ZenML (seconds), so it loads when a test runs, not at collection."""
+    from . import zenml_recording_alerter
+
+    return zenml_recording_alerter
+
+
+def read_posts(path: str) -> list[str]:
+    return _recording().read_posts(path)
+
+
 def _alerter(path: Path, *, refuse: bool = False) -> RecordingAlerter:
+    from zenml.enums import StackComponentType
+
+    recording = _recording()
     now = datetime.now(timezone.utc)
-    return RecordingAlerter(
+    return recording.RecordingAlerter(
         name="recorder",
         id=uuid4(),
-        config=RecordingAlerterConfig(path=str(path), refuse=refuse),
+        config=recording.RecordingAlerterConfig(path=str(path), refuse=refuse),
         flavor="trustops_recording",
         type=StackComponentType.ALERTER,
         user=None,
@@ -145,7 +162,7 @@ def test_the_active_stack_alerter_of_a_real_zenml_store(tmp_path: Path) -> None:
         ZENML_ENABLE_RICH_TRACEBACK="false",
     )
     result = subprocess.run(
-        [sys.executable, str(script), str(posts), FLAVOR_SOURCE],
+        [sys.executable, str(script), str(posts), _recording().FLAVOR_SOURCE],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -2,7 +2,6 @@
 
 import math
 
-import matplotlib.image
 import pytest
 import torch
 from torch import nn
@@ -48,6 +47,8 @@ def test_attack_metrics_by_hand():
 
 
 def test_example_images_render_to_png(digits_model, single_thread, tmp_path):
+    import matplotlib.image  # here, not at module level: only this test reads images back
+
     model, x, y = digits_model
     x_adv = fgsm_attack(model, x[:3], y[:3], epsilon=2.0, clamp=(0.0, 16.0))
     with torch.no_grad():

@@ -84,7 +84,7 @@ class FakeClient:
 
 
 def test_metrics_and_curves_of_a_run():
-    assert metrics_of(summary()) == {"accuracy": 0.91, "test_ece": 0.05, "dp_epsilon": 2.97, "mlflow_run_id": "r1",
+    assert metrics_of(summary()) == {"test_accuracy": 0.91, "test_ece": 0.05, "dp_epsilon": 2.97, "mlflow_run_id": "r1",
                                      "registered_model": "trustops-digits/4"}  # fmt: skip
     rows = curves_of(FakeClient.HISTORIES)
     assert rows == [{"epoch": 0, "dp_epsilon": 2.1, "train_loss": 1.2, "val_accuracy": 0.8},
@@ -109,11 +109,12 @@ def test_dvc_metrics_show_reads_the_reports(tmp_path):
     assert shown.returncode == 0, shown.stderr
     metrics = json.loads(shown.stdout)
     found = next(iter(metrics.values()))["data"]["reports/metrics.json"]["data"]
-    assert found["accuracy"] == 0.91 and found["dp_epsilon"] == 2.97
+    assert found["test_accuracy"] == 0.91 and found["dp_epsilon"] == 2.97
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.trains_model
 def test_dvc_exp_run_trains_and_dvc_metrics_diff_shows_accuracy_and_epsilon(tmp_path):
     """`dvc exp run -S ...` in a fresh project: a real (two-epoch) training run, recorded in MLflow and DVC."""
     root = tmp_path / "project"
@@ -142,9 +143,9 @@ def test_dvc_exp_run_trains_and_dvc_metrics_diff_shows_accuracy_and_epsilon(tmp_
     run(DVC, "exp", "run", "-S", "dp.target_epsilon=3", "-S", "trainer.max_epochs=2", "train", timeout=900)
 
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
-    assert 0 < metrics["dp_epsilon"] <= 3 and 0 < metrics["accuracy"] <= 1
+    assert 0 < metrics["dp_epsilon"] <= 3 and 0 < metrics["test_accuracy"] <= 1
     diff = json.loads(run(DVC, "metrics", "diff", "--json"))["reports/metrics.json"]
-    assert diff["accuracy"]["new"] == metrics["accuracy"] and diff["dp_epsilon"]["new"] == metrics["dp_epsilon"]
+    assert diff["test_accuracy"]["new"] == metrics["test_accuracy"] and diff["dp_epsilon"]["new"] == metrics["dp_epsilon"]
     params = json.loads(run(DVC, "params", "diff", "--json"))["params.yaml"]
     assert (params["dp.target_epsilon"]["old"], params["dp.target_epsilon"]["new"]) == (8.0, 3)
     assert (root / "reports" / "plots" / "confusion_matrix.png").stat().st_size > 0
@@ -154,4 +155,4 @@ def test_dvc_exp_run_trains_and_dvc_metrics_diff_shows_accuracy_and_epsilon(tmp_
     client = MlflowClient(f"sqlite:///{root / '.trustops' / 'mlflow.db'}")
     run_ = client.get_run(metrics["mlflow_run_id"])  # MLflow recorded the same run
     assert float(run_.data.params["dp.target_epsilon"]) == 3
-    assert run_.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run_.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])

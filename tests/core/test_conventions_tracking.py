@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 
-from trustops.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, config_params, ensure_experiment, source_tags
+# trustops.tracking imports MLflow (seconds), so each test imports what it uses: collection stays fast.
 
 
-def test_experiments_are_tagged_for_the_model_training_view(tmp_path):
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite tracking store for the module: creating one runs MLflow's migrations (seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def test_experiments_are_tagged_for_the_model_training_view(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    from trustops.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, ensure_experiment
+
+    uri = store
     client = MlflowClient(uri)
     created = ensure_experiment("trustops-new", uri, tmp_path)
     assert client.get_experiment(created).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND == "custom_model_development"
@@ -32,6 +41,8 @@ def git(root, *args):
 
 
 def test_source_tags_are_mlflows_own(tmp_path):
+    from trustops.tracking import source_tags
+
     assert source_tags(tmp_path, entry_point="trustops train") == {"mlflow.source.type": "LOCAL", "mlflow.source.name": "trustops train"}
 
     git(tmp_path, "init", "-q", "-b", "main")
@@ -52,6 +63,52 @@ def test_source_tags_are_mlflows_own(tmp_path):
 
 
 def test_each_setting_is_logged_once():
+    from trustops.tracking import config_params
+
     settings = {"capture": {"enabled": True, "uri": "/tmp/c", "backend": "native"}, "dp": {"target_epsilon": 3.0}}
     params = config_params(settings)
     assert params == {"capture.enabled": True, "dp.target_epsilon": 3.0}  # the store is the run's capture_uri tag
+
+
+def test_the_served_models_config_is_the_only_place_the_capture_store_is_a_param(tmp_path, store):
+    """MLflow logs the pyfunc's `model_config` as run params; the same settings from the config are not logged again."""
+    import mlflow
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from trustops.serving.pyfunc import log_model
+    from trustops.tracking import RECORDED_AS_TAGS, config_params, ensure_experiment
+
+    uri = store
+    capture = str(tmp_path / "captures")
+    settings = {"capture": {"enabled": True, "uri": capture, "backend": "native"}, "model": {"family": "mlp"}}
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=ensure_experiment("params", uri, tmp_path)) as run:
+            mlflow.log_params(config_params(settings))
+            log_model(torch.nn.Linear(4, 2), model_config={"capture_uri": capture, "capture_backend": "native", "input_shape": [4]},
+                      pip_requirements=["torch"])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    params = MlflowClient(uri).get_run(run.info.run_id).data.params
+    assert params["capture_uri"] == capture and params["capture_backend"] == "native" and params["model.family"] == "mlp"
+    assert not set(RECORDED_AS_TAGS) & set(params)
+    spellings: dict[str, list[str]] = {}
+    for key in params:
+        spellings.setdefault(key.replace(".", "_"), []).append(key)
+    assert [keys for keys in spellings.values() if len(keys) > 1] == []
+
+
+def test_runs_logged_before_and_after_each_setting_was_logged_once_are_one_configuration():
+    from types import SimpleNamespace
+
+    from trustops.compare import config_key
+
+    def run(params):
+        return SimpleNamespace(info=SimpleNamespace(experiment_id="1"), data=SimpleNamespace(tags={"trustops_job": "train"}, params=params))
+
+    shared = {"model.family": "mlp", "capture.enabled": "True", "capture_backend": "native"}
+    old = run({**shared, "capture.uri": "/c/old", "capture_uri": "/c/old", "capture.backend": "native"})
+    new = run({**shared, "capture_uri": "/c/new"})
+    assert config_key(old) == config_key(new)

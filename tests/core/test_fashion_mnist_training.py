@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from opacus.validators import ModuleValidator
 from torch import nn
 
 from configs.training import FASHION_MNIST_IMAGE_SHAPE, FASHION_MNIST_PATH, FASHION_MNIST_VALUE_RANGE, settings_from_config
@@ -20,7 +19,6 @@ from trustops.evaluation import evaluate_classifier
 from trustops.models.activations import ACTIVATIONS
 from trustops.models.networks import build_classifier
 from trustops.training.tensors import split_dataset
-from trustops.training.trainer import train_classifier
 
 SMOKE_ROWS = 1_000
 
@@ -48,6 +46,8 @@ def test_max_train_rows_must_be_positive():
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fashion_cnn_is_opacus_valid_and_has_the_penultimate_seam(activation):
+    from opacus.validators import ModuleValidator
+
     model = build_classifier("fashion_cnn", (1, 28, 28), 10, channels=[16, 32, 64], hidden=[64], activation=activation)
     assert ModuleValidator.validate(model, strict=False) == []
     ModuleValidator.validate(model, strict=True)  # raises on any incompatible layer
@@ -59,6 +59,8 @@ def test_fashion_cnn_is_opacus_valid_and_has_the_penultimate_seam(activation):
 
 def test_the_validation_check_would_catch_batch_norm():
     """The check above is not vacuous: the same network with BatchNorm, which Opacus cannot train, fails it."""
+    from opacus.validators import ModuleValidator
+
     model = build_classifier("fashion_cnn", (1, 28, 28), 10, channels=[16, 32, 64], hidden=[64], activation="relu")
     model.features[1] = nn.BatchNorm2d(16)
     assert ModuleValidator.validate(model, strict=False)
@@ -109,11 +111,14 @@ def data(npz):
     return frame, info, test
 
 
+@pytest.mark.trains_model
 @pytest.mark.parametrize("dp", ["off", "on"])
 def test_one_smoke_epoch_on_1000_images_learns_with_and_without_dp(npz, data, dp):
     """Seed 0; chance is 0.10.  Measured test accuracy (10,000 official test images) after the one epoch
     of 16 steps: 0.364 without DP (lr 0.1), 0.477 with DP at ε = 8 (lr 0.5, σ = 0.51); asserted: above
     0.25, which a model that learned nothing (0.10 ± 0.01 on 10,000 images) cannot reach by luck."""
+    from trustops.training.trainer import train_classifier  # imports Lightning: seconds, so not at collection
+
     frame, info, test = data
     settings = smoke_settings(npz, dp=dp)
     assert info.split_sizes["train"] == SMOKE_ROWS

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from mlflow.tracking import MlflowClient
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 from trustops.model_index import READY_TAG, peek_model_version, split_model_reference
 
@@ -13,6 +16,8 @@ from trustops.model_index import READY_TAG, peek_model_version, split_model_refe
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> tuple[str, MlflowClient]:
     """A real SQLite MLflow store: versions 1 and 2 ready, 3 from an unfinished run; alias champion -> 1."""
+    from mlflow.tracking import MlflowClient  # here, not at module level: MLflow takes seconds to import
+
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri, uri)

@@ -9,20 +9,19 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opacus.accountants import RDPAccountant
-from opacus.data_loader import DPDataLoader
-from opacus.optimizers import DPOptimizer
 from torch.utils.data import DataLoader, TensorDataset
 
 from trustops.errors import ConfigError
 from trustops.models.networks import build_classifier
 from trustops.settings import DPSettings
-from trustops.training.privacy import make_private, planned_epsilon, rdp_epsilon
+# Opacus (and trustops.training.privacy, which imports it) take seconds to import: each test imports what it uses.
 
 MAX_GRAD_NORM = 0.5
 
 
 def private_setup(*, noise_multiplier: float, n: int = 64, batch_size: int = 16, seed: int = 0):
+    from trustops.training.privacy import make_private
+
     torch.manual_seed(seed)
     model = build_classifier("mlp", (8,), 3, hidden=[16, 8])
     inputs = torch.randn(n, 8) * 50  # large inputs give per-sample gradients far above the clip norm
@@ -51,6 +50,9 @@ def flat_norm(tensors) -> float:
 
 
 def test_wiring_uses_opacus_optimizer_and_poisson_sampling():
+    from opacus.data_loader import DPDataLoader
+    from opacus.optimizers import DPOptimizer
+
     privacy, _, _ = private_setup(noise_multiplier=1.0)
     assert isinstance(privacy.optimizer, DPOptimizer)
     assert isinstance(privacy.loader, DPDataLoader)  # Poisson sampling, as the accounting assumes
@@ -104,6 +106,8 @@ def test_epsilon_grows_with_every_step():
 
 
 def test_an_unreachable_budget_is_a_config_error():
+    from trustops.training.privacy import make_private
+
     model = build_classifier("mlp", (8,), 3, hidden=[4])
     loader = DataLoader(TensorDataset(torch.randn(64, 8), torch.randint(0, 3, (64,))), batch_size=32)
     with pytest.raises(ConfigError, match="cannot be met"):
@@ -122,12 +126,20 @@ steps_of = st.tuples(st.floats(0.3, 8.0), st.floats(1e-3, 0.5), st.integers(1, 5
 @settings(max_examples=25)  # each example runs Opacus's uncached series (~0.2 s)
 @given(history=st.lists(steps_of, min_size=1, max_size=3), delta=st.floats(1e-8, 1e-3))
 def test_cached_rdp_epsilon_equals_the_opacus_accountant_exactly(history, delta):
+    from opacus.accountants import RDPAccountant
+
+    from trustops.training.privacy import rdp_epsilon
+
     accountant = RDPAccountant()
     accountant.history = list(history)
     assert rdp_epsilon(history, delta) == accountant.get_epsilon(delta)
 
 
 def test_epsilon_and_the_budget_plan_equal_the_opacus_accountant():
+    from opacus.accountants import RDPAccountant
+
+    from trustops.training.privacy import planned_epsilon
+
     privacy, inputs, targets = private_setup(noise_multiplier=1.3)
     for _ in range(3):
         backward(privacy, inputs[:8], targets[:8])

@@ -83,6 +83,7 @@ def test_pgd_shows_a_bar_over_its_steps_and_gives_the_same_result_with_or_withou
     assert torch.equal(quiet, shown_result)
 
 
+@pytest.mark.trains_model
 def test_training_shows_each_epoch_with_loss_accuracy_and_epsilon(capsys, shown):
     from trustops.data.digits import digits_frame, pixel_columns
     from trustops.data.loading import DatasetInfo

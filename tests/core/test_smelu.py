@@ -13,14 +13,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from opacus import GradSampleModule
 from torch.utils.data import DataLoader, TensorDataset
 
 from trustops.errors import ConfigError
 from trustops.models.activations import SmeLU, _smelu_reference, make_activation, smelu
 from trustops.models.networks import build_classifier
 from trustops.settings import DPSettings
-from trustops.training.privacy import make_private
 
 betas = st.floats(min_value=1e-3, max_value=10.0)
 reals = st.floats(min_value=-50.0, max_value=50.0)
@@ -196,6 +194,8 @@ def smelu_mlp(seed: int = 0):
 
 
 def test_opacus_per_sample_gradients_equal_one_backward_per_sample_through_the_reference():
+    from opacus import GradSampleModule  # seconds to import: here, not at collection
+
     model = smelu_mlp()
     inputs, targets = torch.randn(6, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
     model = model.double()
@@ -215,6 +215,8 @@ def test_opacus_per_sample_gradients_equal_one_backward_per_sample_through_the_r
 
 
 def test_a_dp_sgd_step_through_trustops_privacy_wiring():
+    from trustops.training.privacy import make_private  # imports Opacus: here, not at collection
+
     model = smelu_mlp()
     before = [p.detach().clone() for p in model.parameters()]
     loader = DataLoader(TensorDataset(torch.randn(64, 8), torch.randint(0, 3, (64,))), batch_size=16)

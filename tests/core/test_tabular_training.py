@@ -15,7 +15,6 @@ from trustops.models.networks import TabularPreprocess
 from trustops.serving.pyfunc import CapturingClassifier
 from trustops.settings import CaptureSettings, DataSettings, DPSettings, ModelSettings, TrainerSettings, TrainSettings
 from trustops.training.tensors import features_tensor
-from trustops.training.trainer import train_classifier
 
 NO_DP = DPSettings(enabled=False, target_epsilon=None)
 
@@ -61,6 +60,8 @@ def accuracy(model, frame, info) -> float:
 
 @pytest.fixture(scope="module")
 def tabular(table):
+    from trustops.training.trainer import train_classifier  # imports Lightning: seconds, so not at collection
+
     path, _, frame, info = table
     return train_classifier(frame, info, settings(path)).model
 
@@ -72,6 +73,7 @@ def test_categories_become_codes_of_the_training_vocabulary(table):
     assert (np.asarray(info.categories["colour"])[frame["colour"].astype(int)] == raw.loc[frame.index, "colour"]).all()
 
 
+@pytest.mark.trains_model
 def test_raw_rows_in_the_served_model_give_the_training_predictions(table, tabular, tmp_path):
     """Round trip: the pickled model + pyfunc take raw rows (strings and all) and agree with the model on codes."""
     path, raw, frame, info = table
@@ -100,10 +102,13 @@ def test_an_unseen_category_is_an_all_zero_block():
     assert out.tolist() == [[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
 
 
+@pytest.mark.trains_model
 def test_per_column_standardization_is_what_makes_a_wide_scale_table_learnable(table, tabular):
     """Same table, split, seed, epochs and optimizer: the old shared mean/std (``model=mlp``) lets the
     1e4-scale column swamp the rest.  Measured test accuracy 0.95 vs 0.52 (seed 0; seeds 1, 2 of the
     table and split: 0.85 vs 0.35, 0.80 vs 0.35); asserted: at least 0.75, and 0.25 above the shared scaling."""
+    from trustops.training.trainer import train_classifier  # imports Lightning: seconds, so not at collection
+
     path, _, frame, info = table
     shared = train_classifier(frame, info, settings(path, family="mlp")).model
     per_column = accuracy(tabular, frame, info)
@@ -111,7 +116,10 @@ def test_per_column_standardization_is_what_makes_a_wide_scale_table_learnable(t
     assert per_column >= accuracy(shared, frame, info) + 0.25
 
 
+@pytest.mark.trains_model
 def test_dp_scales_by_public_bounds_and_refuses_without_them(table):
+    from trustops.training.trainer import train_classifier  # imports Lightning: seconds, so not at collection
+
     path, _, frame, info = table
     numeric = [c for c in info.feature_columns if c != "colour"]
     dp = DPSettings(target_epsilon=8.0)

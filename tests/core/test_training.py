@@ -6,12 +6,20 @@ import torch
 from trustops.data.digits import digits_frame, pixel_columns
 from trustops.data.loading import DatasetInfo
 from trustops.settings import DataSettings, DPSettings, ModelSettings, TrainerSettings, TrainSettings
-from trustops.training.trainer import train_classifier
+
+pytestmark = pytest.mark.trains_model
 
 INFO = DatasetInfo(
     path="digits", data_hash="-", dvc_tracked=False, feature_columns=pixel_columns(64), label_column="label",
     split_column="split", image_shape=[1, 8, 8], classes=list(range(10)), split_sizes={},
 )
+
+
+def train_classifier(*args, **kwargs):
+    """``trustops.training.trainer.train_classifier``, imported when a test runs: Lightning takes seconds to import."""
+    from trustops.training.trainer import train_classifier
+
+    return train_classifier(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +101,42 @@ def test_a_dp_trained_model_can_be_attacked(frame):
     adversarial = pgd_attack(model, x, y, norm="inf", epsilon=1.0, step_size=0.25, steps=3, clamp=(0.0, 16.0))
     assert adversarial.shape == x.shape and not torch.equal(adversarial, x)
     assert not any(hasattr(p, "grad_sample") for p in model.parameters())
+
+
+def test_the_fit_runs_deterministic_algorithms_without_the_memory_fill_and_restores_the_global_flags(frame):
+    """Lightning's ``deterministic=True`` is process-wide and also NaN-fills new memory, which costs DP training time and
+    changes no result of a correct kernel; trustops keeps the former for the fit only and skips the latter."""
+    import lightning as L
+
+    seen = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            seen.append((torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory))
+
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
+    train_classifier(frame, INFO, settings(trainer=TrainerSettings(max_epochs=1)), callbacks=[Probe()])
+    assert seen and set(seen) == {(True, False)}
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) == flags
+
+
+def test_skipping_the_memory_fill_leaves_dp_conv_training_bit_identical(frame, monkeypatch):
+    import contextlib
+
+    import trustops.training.trainer as trainer_module
+
+    fashion = settings(model=ModelSettings(family="fashion_cnn", channels=[4, 8, 8], hidden=[16]),
+                       trainer=TrainerSettings(max_epochs=2, batch_size=64))  # fmt: skip
+    without_fill = train_classifier(frame, INFO, fashion)
+    skipping = trainer_module._deterministic_fit
+
+    @contextlib.contextmanager
+    def with_fill():
+        with skipping():
+            torch.utils.deterministic.fill_uninitialized_memory = True
+            yield
+
+    monkeypatch.setattr(trainer_module, "_deterministic_fit", with_fill)
+    with_nan_fill = train_classifier(frame, INFO, fashion)
+    assert torch.equal(weights(without_fill.model), weights(with_nan_fill.model))
+    assert without_fill.history == with_nan_fill.history

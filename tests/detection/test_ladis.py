@@ -16,7 +16,6 @@ from trustops.detection.layers import capturable_layers, layer_activations, reso
 from trustops.errors import ConfigError
 from trustops.settings import DataSettings, DPSettings, TrainerSettings, TrainSettings
 from trustops.training.tensors import split_dataset
-from trustops.training.trainer import train_classifier
 
 SETTINGS = DetectionSettingsView(alpha=0.05, n_permutations=100, n_tests=100, n_samples=100, class_matching=True, top_k=5, seed=0)
 
@@ -28,6 +27,8 @@ def trained():
                        split_column="split", image_shape=[1, 8, 8], classes=list(range(10)), split_sizes={})
     settings = TrainSettings(data=DataSettings(image_shape=[1, 8, 8]), trainer=TrainerSettings(max_epochs=8),
                              dp=DPSettings(enabled=False, target_epsilon=None))
+    from trustops.training.trainer import train_classifier  # Lightning and Opacus: not at collection
+
     model = train_classifier(frame, info, settings).model
     columns = dict(feature_columns=info.feature_columns, label_column="label", split_column="split", input_shape=(1, 8, 8), classes=info.classes)
     val, test = (split_dataset(frame, split, **columns).tensors for split in ("val", "test"))

@@ -11,8 +11,9 @@ layers prove the invariants:
 * the stage functions in this process, killed (``KeyboardInterrupt``) at every boundary and at
   every single alert-state write, each attempt compared with an uninterrupted pass.
 
-One trained model and one capture for the whole module, and the kills that write nothing run
-alongside the others: five ``trustops monitor`` processes in three rounds, plus one training.
+One model and one capture for the whole module, and the kills that write nothing run alongside
+the others: five ``trustops monitor`` processes in three rounds.  The model is a copy of the
+session's smoke-trained model (``smoke_model`` in tests/conftest.py), in a project of its own.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from trustops.settings import TrainSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
-MODEL_NAME = "faults-monitor"
+MODEL_NAME = "trustops-digits"  # the session smoke model's name: its version 1 is the one training registered
 MONITOR = ("monitor", "--model", f"{MODEL_NAME}:1", "--monitors", "mmd_adversarial")
 MONITOR_V2 = ("monitor", "--model", f"{MODEL_NAME}:2", "--monitors", "mmd_adversarial")
 STATE = Path(".trustops") / "monitoring" / MODEL_NAME / "v1"
@@ -52,23 +53,18 @@ SIGTERM_DEADLINE_S = 5.0
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Project:
+def served(smoke_model, tmp_path_factory) -> Project:
     """A project with a registered (smoke-trained) model and three captured batches: clean, shifted, clean."""
     import pandas as pd
     import torch
 
     from trustops.capture import ActivationCapture
-    from trustops.data.digits import export_digits
     from trustops.lifecycle import mark_version_ready
     from trustops.registry import resolve_registered_model
 
-    root = tmp_path_factory.mktemp("faults-project")
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    export_digits(root / "data" / "digits.parquet")
-    project = Project(root)
-    trained = project.trustops("train", "trainer=smoke", "dp=off", "tracking.experiment_name=faults-train",
-                               f"tracking.registered_model_name={MODEL_NAME}")
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert smoke_model.name == MODEL_NAME
+    project = smoke_model.copy_to(tmp_path_factory.mktemp("faults-project"))
+    root = project.root
     client = project.client()
     found = resolve_registered_model(MODEL_NAME, "latest", client)
     # Version 2: the same model and captures under a second monitor state (registered as training does).

@@ -11,9 +11,11 @@ as it was left; the tests then assert on those readings.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
+from pathlib import Path
 from dataclasses import dataclass
 
 import pytest
@@ -23,7 +25,7 @@ from tests.pipelines.conftest import Project
 from trustops.errors import ConfigError
 from trustops.lifecycle import OWNER_PID_TAG, PENDING, READY, RECONCILED_TAG, STATUS_TAG, mark_version_ready
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.trains_model]
 
 MODEL = "faulty-digits"
 EXPERIMENT = "faults"
@@ -52,9 +54,22 @@ class Scenario:
 
     def zenml_status(self) -> dict[str, str]:
         """Pipeline run name -> status, read from the project's ZenML SQLite store (ZenML is not imported here)."""
-        (database,) = (self.project.root / ".trustops" / "zenml").rglob("zenml.db")
-        with sqlite3.connect(database) as connection:
+        with sqlite3.connect(self._zenml_database()) as connection:
             return dict(connection.execute("SELECT name, status FROM pipeline_run"))
+
+    def zenml_model_status(self) -> dict[str, str]:
+        """Pipeline run name -> the newest ``trustops.status`` of the ZenML model version the run is attached to."""
+        with sqlite3.connect(self._zenml_database()) as connection:
+            rows = connection.execute(
+                "SELECT pipeline_run.name, run_metadata.value FROM pipeline_run "
+                "JOIN run_metadata_resource ON run_metadata_resource.resource_id = pipeline_run.model_version_id "
+                "JOIN run_metadata ON run_metadata.id = run_metadata_resource.run_metadata_id "
+                "WHERE run_metadata.key = 'trustops.status' ORDER BY run_metadata.created")
+            return {name: json.loads(value) for name, value in rows}  # the newest last, so it wins
+
+    def _zenml_database(self) -> Path:
+        (database,) = (self.project.root / ".trustops" / "zenml").rglob("zenml.db")
+        return database
 
 
 def runs_by_owner(project: Project) -> dict[int, object]:
@@ -168,6 +183,8 @@ def test_the_next_command_ends_every_abandoned_run_as_killed_and_leaves_live_one
         run = runs[stopped.pid]
         assert f"owner process {stopped.pid} " in run.data.tags[RECONCILED_TAG]
         assert zenml[run.info.run_name] == "stopped", (name, zenml[run.info.run_name])
+        # its ZenML model version, pending when the process died, is marked failed by the reconcile
+        assert scenario.zenml_model_status()[run.info.run_name] == "failed", name
     assert "KILLED" in scenario.next_command.stdout  # `compare` shows them ended, not in progress
 
 

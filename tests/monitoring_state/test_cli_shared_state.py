@@ -16,7 +16,7 @@ from tests.team.conftest import new_project
 from trustops.monitoring.state_store import S3StateStore
 from trustops.monitoring.watermark import exclusive_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.trains_model]
 
 MODEL = "shared-state"
 MONITOR = ("monitor", "--model", MODEL, "--monitors", "mmd_adversarial")

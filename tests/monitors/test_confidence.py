@@ -73,7 +73,7 @@ def test_fixed_minimum_confidence():
     [
         ({"alpha": 0}, "0 < alpha < 1"),
         ({"alpha": 0.001, "max_draws": 500}, "max_draws` must be >= 999"),
-        ({"stop_after": 0}, "stop_after >= 1"),
+        ({"stop_after": 0}, "`stop_after` must be an integer >= 1"),
         ({"min_confidence": 1.0}, "0 < min_confidence < 1"),
     ],
 )

@@ -32,19 +32,19 @@ CONFIG_ERRORS = [
     (lambda: IndividualsChart(rules=(1, 5)), r"`rules` must be a non-empty subset of \(1, 2, 3, 4\)\. Got: \(1, 5\)"),
     (lambda: IndividualsChart(rules=()), r"`rules` must be a non-empty subset"),
     (lambda: IndividualsChart(rules=(2, 2)), r"`rules` must not repeat a rule"),
-    (lambda: IndividualsChart(min_baseline=1), r"`min_baseline` must satisfy min_baseline >= 2\. Got: 1"),
-    (lambda: IndividualsChart(history_size=0), r"`history_size` must satisfy history_size >= 1\. Got: 0"),
+    (lambda: IndividualsChart(min_baseline=1), r"`min_baseline` must be an integer >= 2\. Got: 1"),
+    (lambda: IndividualsChart(history_size=0), r"`history_size` must be an integer >= 1\. Got: 0"),
     (lambda: CUSUMChart(k=-0.1), r"`k` must satisfy k >= 0\. Got: -0\.1"),
     (lambda: CUSUMChart(h=0.0), r"`h` must satisfy h > 0\. Got: 0\.0"),
     (lambda: CUSUMChart(h=4.0, headstart=4.0), r"`headstart` must satisfy 0 <= headstart < h = 4\.0\. Got: 4\.0"),
     (lambda: CUSUMChart(reset_on_signal="yes"), r"`reset_on_signal` must be a bool"),
     (lambda: XbarSChart(n=1), r"`n` must satisfy n >= 2 \(the s chart needs two observations per subgroup\)\. Got: 1"),
     (lambda: XbarSChart(mean=0.0, sigma=1.0), r"`n` is needed when both `mean` and `sigma` are given"),
-    (lambda: PChart(n=0), r"`n` must satisfy n >= 1\. Got: 0"),
+    (lambda: PChart(n=0), r"`n` must be an integer >= 1\. Got: 0"),
     (lambda: PChart(n=10, p0=1.5), r"`p0` must satisfy 0 < p0 < 1\. Got: 1\.5"),
     (lambda: NPChart(n=10, p0=-0.2), r"`p0` must satisfy 0 < p0 < 1\. Got: -0\.2"),
     (lambda: PChart(n=10, kind="percent"), r"`kind` must be one of 'count', 'proportion'"),
-    (lambda: c4(1), r"`n` must satisfy n >= 2\. Got: 1"),
+    (lambda: c4(1), r"`n` must be an integer >= 2\. Got: 1"),
 ]
 
 
@@ -141,7 +141,7 @@ def test_simulation_arguments_are_checked() -> None:
     chart = CUSUMChart(mean=0.0, sigma=1.0)
     with pytest.raises(MonitorConfigError, match="`generator` must be a numpy.random.Generator. Got: int"):
         average_run_length(chart, generator=42)  # type: ignore[arg-type]
-    with pytest.raises(MonitorConfigError, match=r"`replications` must satisfy replications >= 1\. Got: 0"):
+    with pytest.raises(MonitorConfigError, match=r"`replications` must be an integer >= 1\. Got: 0"):
         average_run_length(chart, replications=0, generator=np.random.default_rng(0))
     with pytest.raises(MonitorConfigError, match="p_chart' has no sampler"):
         average_run_length(PChart(n=10, p0=0.1), generator=np.random.default_rng(0))

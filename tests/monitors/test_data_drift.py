@@ -147,7 +147,7 @@ def test_html_report_needs_a_checked_batch():
         ({"alpha": 0.001, "max_draws": 998}, r"draws_for_level\(alpha\) = 999"),
         ({"max_draws": 18}, r"max_draws.*>= draws_for_level\(alpha\) = 19"),
         ({"max_draws": 50.0}, "must be an integer"),
-        ({"seed": -1}, "seed >= 0"),
+        ({"seed": -1}, "`seed` must be an integer >= 0"),
     ],
 )
 def test_bad_options(kwargs, match):

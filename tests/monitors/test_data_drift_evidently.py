@@ -16,8 +16,13 @@ from hypothesis import strategies as st
 from monitors import drift_tests
 from monitors.data_drift import EvidentlyDriftMonitor
 
-evidently_registry = pytest.importorskip("evidently.legacy.calculations.stattests.registry")
-ColumnType = pytest.importorskip("evidently.legacy.core").ColumnType
+
+def evidently():
+    """Evidently's stat-test registry and column types, imported when a test runs (not at collection: 3 s)."""
+    from evidently.legacy.calculations.stattests import registry
+    from evidently.legacy.core import ColumnType
+
+    return registry, ColumnType
 
 KINDS = ("binary", "three", "five", "six", "pixels", "continuous", "constant", "letters", "two_letters", "one_letter")
 
@@ -43,6 +48,7 @@ def column(g: np.random.Generator, kind: str, n: int, shift: float) -> np.ndarra
 
 
 def evidently_column(reference: pd.Series, batch: pd.Series, numerical: bool) -> tuple[str, float, bool]:
+    evidently_registry, ColumnType = evidently()
     kind = ColumnType.Numerical if numerical else ColumnType.Categorical
     test = evidently_registry.get_stattest(reference, batch, kind, None)
     result = test(reference, batch, kind, None)
@@ -81,6 +87,7 @@ def test_a_chosen_method_scores_numeric_columns_as_evidently(method, kind):
         reference.to_frame("c"), batch.to_frame("c"), numeric=["c"], categorical=[]
     )
     (fast,) = drift_tests.evidently_decisions(pooled, method=method, threshold=0.07)
+    evidently_registry, ColumnType = evidently()
     test = evidently_registry.get_registered_stattest(method, ColumnType.Numerical)
     result = test(reference, batch, ColumnType.Numerical, 0.07)
     assert (fast.score, fast.drifted) == (pytest.approx(result.drift_score, rel=1e-9), result.drifted)
@@ -115,3 +122,24 @@ def test_drifted_columns_and_dataset_drift_equal_evidentlys_report(name, n_refer
     assert set(fast["drifted_columns"].split(", ")) - {""} == set(slow["drifted_columns"])
     assert (fast["n_drifted_columns"], fast["dataset_drift"]) == (slow["n_drifted_columns"], slow["dataset_drift"])
     assert fast["share_drifted_columns"] == pytest.approx(slow["share_drifted_columns"])
+
+
+def test_report_run_is_labelled_and_its_html_draws_the_same_run_without_running_evidently_again(monkeypatch):
+    from datetime import datetime
+
+    g = np.random.default_rng(11)
+    columns = ["pixel_0_0", "pixel_0_1", "pixel_1_0"]
+    monitor = EvidentlyDriftMonitor().fit(pd.DataFrame(g.normal(size=(200, 3)), columns=columns))
+    batch = pd.DataFrame(g.normal(size=(100, 3)) + [2.0, 0.0, 0.0], columns=columns)
+    runs = []
+    real_run = monitor._evidently_run
+    monkeypatch.setattr(monitor, "_evidently_run", lambda frame, **labels: runs.append(labels) or real_run(frame, **labels))
+    when = datetime(2026, 12, 1, 9, 30)
+    run = monitor.report_run(batch, timestamp=when, tags=["t"], metadata={"first_step": "4"}, name="pass")
+    html = monitor.report_html()
+    assert len(runs) == 1 and "pixel_0_0" in html
+    snapshot = run.to_snapshot_model()
+    assert (snapshot.timestamp, snapshot.tags, snapshot.metadata, snapshot.name) == (when, ["t"], {"first_step": "4"}, "pass")
+    drifted = [r.metric_value_location.metric.params for r in snapshot.metric_results.values()]
+    assert [p["column"] for p in drifted if p["type"].endswith(":ValueDrift")] == columns
+    assert monitor.check(batch).details["drifted_columns"] == "pixel_0_0"

@@ -62,7 +62,7 @@ def test_missing_values_and_extra_columns_are_failed_expectations():
         ({"feature_columns": "a"}, "feature_columns"),
         ({"feature_columns": ["a", "label"], "label_column": "label"}, "must not contain the label"),
         ({"range_margin": -0.1}, "range_margin"),
-        ({"min_rows": 0}, "min_rows >= 1"),
+        ({"min_rows": 0}, "`min_rows` must be an integer >= 1"),
         ({"max_class_kl": -1}, "max_class_kl"),
         ({"value_range": (1.0, 0.0)}, "low <= high"),
         ({"value_range": (0.0,)}, "pair of finite numbers"),

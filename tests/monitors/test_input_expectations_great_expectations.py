@@ -13,8 +13,6 @@ import pytest
 
 from monitors.input_expectations import InputExpectationsMonitor, _name
 
-pytest.importorskip("great_expectations")
-
 g = np.random.default_rng(0)
 REFERENCE = pd.DataFrame(
     {"a": g.normal(size=200), "b": g.integers(0, 17, size=200), "c": g.uniform(0, 1, size=200)}
@@ -59,6 +57,7 @@ BATCHES = {
 
 @pytest.fixture(scope="module")
 def monitors():
+    pytest.importorskip("great_expectations")  # here, not at module level: importing it takes seconds of collection
     return {
         "labelled": InputExpectationsMonitor(label_column="label", min_rows=5, max_class_kl=0.1).fit(REFERENCE),
         "unlabelled": InputExpectationsMonitor(feature_columns=["a", "b", "c"], range_margin=1.0).fit(

@@ -75,7 +75,7 @@ def test_log_score_alarm_is_exactly_p_at_most_alpha_and_score_above_threshold(p,
     [
         ({"alpha": 1.5}, "0 < alpha < 1"),
         ({"alpha": 0}, "0 < alpha < 1"),
-        ({"n_classes": 1}, "n_classes >= 2"),
+        ({"n_classes": 1}, "`n_classes` must be an integer >= 2"),
         ({"alpha": 0.01, "max_draws": 50}, "max_draws` must be >= 99"),
         ({"method": "fisher"}, "'pearson', 'g_test'"),
     ],

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from trustops.data.digits import export_digits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +66,52 @@ class Project:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def copy_to(self, root: Path) -> Project:
+        """An independent copy of this project at ``root`` (new or empty): its MLflow and ZenML stores, artifacts and captures.
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    root = tmp_path_factory.mktemp("project")
+        The stores hold absolute paths (artifact locations, the model's ``capture_uri`` tag and
+        ``model_config``, ZenML's artifact store), so each one naming this project is rewritten to
+        name the copy; what the copy's tests write never reaches this project.  Fails if any file
+        of the copy still names this project.
+        """
+        assert not root.exists() or not any(root.iterdir()), f"{root} is not empty"
+        shutil.copytree(self.root, root, symlinks=True, dirs_exist_ok=True)
+        old, new = str(self.root), str(root)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+            data = path.read_bytes()
+            if data.startswith(b"SQLite format 3\x00"):
+                _relocate_sqlite(path, old, new)
+            elif old.encode() in data:
+                path.write_bytes(data.replace(old.encode(), new.encode()))  # text files (MLmodel, YAML, JSON)
+        left = [str(p) for p in root.rglob("*") if p.is_file() and old.encode() in p.read_bytes()]
+        assert not left, f"the copy still names {old}: {left}"
+        return Project(root)
+
+
+def _relocate_sqlite(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` with ``new`` in every text value of every table of the SQLite database at ``path``."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+                name = f'"{column}"'
+                db.execute(f"UPDATE \"{table}\" SET {name} = replace({name}, ?, ?) "
+                           f"WHERE typeof({name}) = 'text' AND instr({name}, ?) > 0", (old, new, old))
+                db.execute(f"UPDATE \"{table}\" SET {name} = CAST(replace(CAST({name} AS TEXT), ?, ?) AS BLOB) "
+                           f"WHERE typeof({name}) = 'blob' AND instr({name}, CAST(? AS BLOB)) > 0", (old, new, old))
+        db.commit()
+        db.execute("VACUUM")  # no stale copy of an old value left in a free page
+
+
+def new_digits_project(root: Path) -> Project:
+    """A project folder (no DVC pipeline) with the digits data in ``root``."""
+    from trustops.data.digits import export_digits  # imports scikit-learn: not at collection
+
     (root / "dvc.yaml").write_text("stages: {}\n")
     export_digits(root / "data" / "digits.parquet")
     return Project(root)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    return new_digits_project(tmp_path_factory.mktemp("project"))

@@ -92,3 +92,16 @@ def test_the_in_process_schedule_runs_each_tick_and_survives_a_failed_run(capsys
     assert run_schedule("* * * * * */1", job, max_runs=2) == 0  # every second (croniter's sixth field)
     assert len(calls) == 2
     assert "run 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["detect.n_permutations=10"], "detect.n_permutations=10 cannot reach detect.alpha=0.05"),
+    (["detect.alpha=0.01", "detect.n_permutations=98"], "use detect.n_permutations >= 99"),
+    (["detect.combine_layers=[penultimate]"], "detect.combine_layers must be null or a list of at least two layer names"),
+])
+def test_a_detect_setting_that_cannot_work_fails_before_any_attack(isolated, capsys, overrides, message):
+    # Cross-field rules are checked when the config is composed: no model is loaded, no experiment made.
+    assert main(["detect", *overrides, "experiment_name=preflight-detect"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trustops: error: ") and message in err and "Traceback" not in err
+    assert isolated.client().get_experiment_by_name("preflight-detect") is None

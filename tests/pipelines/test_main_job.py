@@ -13,7 +13,7 @@ import yaml
 from tests.pipelines.conftest import REPO_ROOT, Project
 from trustops.lineage import file_md5
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.trains_model]
 
 # What a clone holds that the DVC stage reads; the code itself is installed.
 PROJECT_FILES = ["dvc.yaml", "dvc.lock", ".dvc/config", ".dvcignore", "data/.gitignore", "trustops/data/digits.py", "trustops/data/split.py"]

@@ -13,7 +13,7 @@ from tests.alerts.conftest import SECRET_MARKERS, WebhookReceiver
 from trustops.attacks import pgd_attack
 from trustops.capture import ActivationCapture, open_capture
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.trains_model]
 
 
 def outbox(project) -> list[dict]:

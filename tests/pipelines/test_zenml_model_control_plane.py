@@ -122,7 +122,7 @@ def test_a_version_registered_without_the_link_is_monitored_without_a_zenml_mode
     assert [model_version for _, model_version in version["monitor_runs"]][1:] == [None]
 
 
-def test_a_failed_run_leaves_a_failed_archived_version_and_a_bad_link_is_ignored(project, monitored):
+def test_a_failed_run_leaves_a_version_marked_failed_and_a_bad_link_is_ignored(project, monitored):
     """The failure path without a second training run: a version whose run never started, settled as after a failure."""
     result = zenml_probe(project, f"""
 import uuid
@@ -132,10 +132,12 @@ result["pending"] = client.get_model_version(model_version_name_or_number_or_id=
 settle_unfinished_training_version(version, "train-never-started")
 settled = client.get_model_version(model_version_name_or_number_or_id=version.id)
 result["failed"], result["stage"], result["name"] = settled.run_metadata, settled.stage, settled.name
+result["tags"] = [tag.name for tag in settled.tags]
 result["unlinked"] = [monitored_model(tags) for tags in ({{}}, {{MODEL_VERSION_ID_TAG: str(uuid.uuid4())}},
                                                          {{MODEL_VERSION_ID_TAG: "not-an-id"}})]
 """)
     assert result["pending"] == {"trustops.status": "pending"}
-    assert result["failed"] == {"trustops.status": "failed"} and result["stage"] == "archived"
+    # a tag, not a stage: ZenML lets one version at a time hold a stage, and many runs may fail
+    assert result["failed"] == {"trustops.status": "failed"} and result["tags"] == ["failed"] and result["stage"] is None
     assert result["name"] == "train-never-started"
     assert result["unlinked"] == [None, None, None]

@@ -1,4 +1,4 @@
-"""One tiny model trained through the real CLI, shared by all serving tests."""
+"""One tiny model shared by all serving tests: a copy of the session's smoke-trained model (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import pytest
 
 from tests.pipelines.conftest import Project
-from trustops.data.digits import export_digits
 
 MODEL_NAME = "trustops-digits"
 
@@ -20,14 +19,11 @@ class Trained:
     capture_uri: str
 
 
-@pytest.fixture(scope="package")  # train once for all serving tests
-def trained(tmp_path_factory) -> Trained:
-    root = tmp_path_factory.mktemp("serving-project")
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    export_digits(root / "data" / "digits.parquet")
-    project = Project(root)
-    result = project.trustops("train", "trainer=smoke", "dp=off", timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    version = project.client().get_model_version(MODEL_NAME, "1")
-    assert version.tags.get("capture_uri"), version.tags
-    return Trained(project, MODEL_NAME, 1, version.tags["capture_uri"])
+@pytest.fixture(scope="package")  # one copy for all serving tests
+def trained(smoke_model, tmp_path_factory) -> Trained:
+    project = smoke_model.copy_to(tmp_path_factory.mktemp("serving-project"))
+    assert smoke_model.name == MODEL_NAME
+    version = project.client().get_model_version(MODEL_NAME, str(smoke_model.version))
+    capture_uri = version.tags.get("capture_uri")
+    assert capture_uri and capture_uri.startswith(str(project.root)), version.tags  # the copy's own production store
+    return Trained(project, MODEL_NAME, smoke_model.version, capture_uri)

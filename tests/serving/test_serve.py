@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import torch
@@ -125,6 +124,8 @@ def test_served_model_captures_each_request(trained, tmp_path):
 
 
 def test_the_registered_model_still_loads_as_pytorch(trained):
+    import mlflow
+
     mlflow.set_tracking_uri(trained.project.tracking_uri)
     try:
         model = mlflow.pytorch.load_model(f"models:/{trained.name}/{trained.version}")

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from steps.monitoring.chart_metrics import chart_metrics
-from steps.monitoring.collect_captures import collect_captures
 from trustops.capture import ActivationCapture
 from trustops.models.networks import build_classifier
 from trustops.monitoring import charting
@@ -91,6 +89,9 @@ def serve(capture_uri: str, batches: int) -> None:
 def monitor_pass(store, state: Path, found: CheckedBatches) -> tuple[str, str]:
     """The collect and chart steps of one pass, in a pass run of their own; ``(pass run id, monitoring run id)``."""
     import mlflow
+
+    from steps.monitoring.chart_metrics import chart_metrics  # ZenML steps: importing ZenML takes seconds of collection
+    from steps.monitoring.collect_captures import collect_captures
 
     client, experiment, model, _ = store
     with mlflow.start_run(experiment_id=experiment, run_name=pass_run_name()) as run:

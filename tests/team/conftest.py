@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.pipelines.conftest import REPO_ROOT, Project
-from trustops.data.digits import export_digits
 
 TRUSTOPS = str(Path(sys.executable).parent / "trustops")
 
@@ -77,6 +76,8 @@ def tracking_server(project: Project, *args: str, env: dict[str, str] | None = N
 
 def new_project(root: Path, *, dvc: bool = False) -> Project:
     """A project folder with the digits data; ``dvc=True`` makes it a DVC repository (as a clone is)."""
+    from trustops.data.digits import export_digits  # imports scikit-learn: not at collection
+
     root.mkdir(parents=True, exist_ok=True)
     if dvc:
         for name in ("dvc.yaml", "dvc.lock", ".dvc/config", ".dvcignore", "data/.gitignore", "trustops/data/digits.py",

@@ -26,6 +26,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.e2e
+@pytest.mark.trains_model
 def test_chosen_runs_side_by_side_in_terminal_markdown_and_csv(trained, tmp_path):
     project, runs = trained
     chosen = [runs[0].info.run_id, runs[1].info.run_id]
@@ -38,7 +39,7 @@ def test_chosen_runs_side_by_side_in_terminal_markdown_and_csv(trained, tmp_path
         assert label in table
     assert "relu" in table["activation"] and "smelu" in table["activation"]
     assert "compare-digits/1" in table["model version"] and "compare-digits/2" in table["model version"]
-    assert f"{runs[0].data.metrics['accuracy']:.4f}" in table["accuracy"]
+    assert f"{runs[0].data.metrics['test_accuracy']:.4f}" in table["accuracy"]
 
     # The default: one row per run, quantities across, shortened to the terminal's width.
     runs_down = run_cli(project, "compare", *chosen, "--csv", str(tmp_path / "down.csv"), env={"COLUMNS": "140"})
@@ -65,6 +66,7 @@ def test_chosen_runs_side_by_side_in_terminal_markdown_and_csv(trained, tmp_path
 
 
 @pytest.mark.e2e
+@pytest.mark.trains_model
 def test_latest_per_config_keeps_the_newest_run_of_each_configuration(trained):
     project, runs = trained
     result = run_cli(project, "compare", "--experiment", EXPERIMENT, "--latest-per-config", "--csv", str(project.root / "l.csv"))

@@ -18,7 +18,7 @@ import pytest
 from tests.team.conftest import free_port, new_project, run_cli
 from trustops.lineage import file_md5
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.trains_model]
 
 MODEL = "s3-digits"
 

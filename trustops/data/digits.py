@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from sklearn.datasets import load_digits
 
 from trustops.data.split import stratified_split
 
@@ -25,6 +24,8 @@ def pixel_columns(n: int) -> list[str]:
 
 def digits_frame(*, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0) -> pd.DataFrame:
     """Digits as one table: 64 float pixel columns, ``label`` and a stratified ``split``."""
+    from sklearn.datasets import load_digits  # here: sklearn costs a second to import
+
     digits = load_digits()
     frame = pd.DataFrame(digits.data.astype("float32"), columns=pixel_columns(digits.data.shape[1]))
     frame[LABEL_COLUMN] = digits.target.astype("int64")

@@ -77,15 +77,7 @@ def run_detection(
     metrics: dict[str, float] = {}
 
     def rate(name: str, batch: torch.Tensor, batch_predictions: torch.Tensor):
-        kwargs = dict(n_tests=settings.n_tests, n_samples=settings.n_samples)
-        if settings.class_matching:
-            try:
-                result = matched.detection_rate(batch, predictions=batch_predictions, **kwargs)
-                metrics[f"class_matched_{name}"] = 1.0
-                return result
-            except MonitorInputError:
-                metrics[f"class_matched_{name}"] = 0.0
-        return unmatched.detection_rate(batch, **kwargs)
+        return _matched_or_unmatched_rate(matched, unmatched, settings, metrics, f"class_matched_{name}", batch, batch_predictions)
 
     adversarial_predictions = classify(adversarial)
     adversarial_rate = rate("adversarial", adversarial, adversarial_predictions)
@@ -148,15 +140,8 @@ def run_combined_detection(
     metrics: dict[str, float] = {}
 
     def rate(name: str, batch: dict[str, torch.Tensor], batch_predictions: torch.Tensor) -> DetectionRate:
-        kwargs = dict(n_tests=settings.n_tests, n_samples=settings.n_samples)
-        if settings.class_matching:
-            try:
-                result = matched.detection_rate(batch, predictions=batch_predictions, **kwargs)
-                metrics[f"class_matched_combined_{name}"] = 1.0
-                return result
-            except MonitorInputError:
-                metrics[f"class_matched_combined_{name}"] = 0.0
-        return unmatched.detection_rate(batch, **kwargs)
+        return _matched_or_unmatched_rate(matched, unmatched, settings, metrics, f"class_matched_combined_{name}", batch,
+                                          batch_predictions)
 
     adversarial = rate("adversarial", pick(adversarial_layers), predictions["adversarial"])
     clean = rate("clean", pick(clean_layers), predictions["clean"])
@@ -202,3 +187,17 @@ def layer_table(
         order.append("combined")
     table = pd.DataFrame(rows).pivot(index="layer", columns="batch", values="detection_rate")
     return table.reindex(index=order, columns=list(batches))  # the caller's order, not the alphabet's
+
+
+def _matched_or_unmatched_rate(matched, unmatched, settings, metrics: dict[str, float], flag: str, batch, predictions) -> DetectionRate:
+    """The class-matched detection rate when the reference has rows of every predicted class, else the
+    unmatched one; ``metrics[flag]`` says which applied (1 matched, 0 not), so a silent fallback shows."""
+    kwargs = dict(n_tests=settings.n_tests, n_samples=settings.n_samples)
+    if settings.class_matching:
+        try:
+            result = matched.detection_rate(batch, predictions=predictions, **kwargs)
+            metrics[flag] = 1.0
+            return result
+        except MonitorInputError:
+            metrics[flag] = 0.0
+    return unmatched.detection_rate(batch, **kwargs)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trustops.metric_names import CHART_CENTER, CHART_QUANTITIES, CHART_SIGNAL, CHART_UCL, CHART_VALUE, monitor_metric
+
 if TYPE_CHECKING:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.tracking import MlflowClient
@@ -38,13 +40,8 @@ if TYPE_CHECKING:
     from trustops.monitoring.state_store import StateStore
     from trustops.registry import RegisteredModel
 
-# The charted quantities, each logged as ``<chart>.<quantity>`` at the capture step (one name each,
-# used by the steps, the tests and the README).
-CHART_VALUE = "chart_value"  # -log10 p of the batch
-CHART_CENTER = "chart_center"  # the centre line, CENTER_LINE
-CHART_UCL = "chart_ucl"  # the upper control limit, -log10(page level): a point at or above it signals
-CHART_SIGNAL = "chart_signal"  # 1 where the point signalled (p <= page level), else 0
-CHART_QUANTITIES = (CHART_VALUE, CHART_CENTER, CHART_UCL, CHART_SIGNAL)
+# The charted quantities, each logged as ``<chart>.<quantity>`` at the capture step, are named with
+# every other metric in trustops.metric_names (CHART_VALUE, CHART_CENTER, CHART_UCL, CHART_SIGNAL).
 # A p-value chart pages on small p only (every monitor's test is one-sided), so it has no lower limit.
 
 # In control a valid p-value is uniform, so -log10 p lies above -log10(1/2) half the time: the
@@ -63,7 +60,7 @@ MAX_METRICS_PER_REQUEST = 1000  # MLflow's log_batch limit
 
 def chart_metric(chart: str, quantity: str) -> str:
     """The MLflow metric name of ``quantity`` (one of :data:`CHART_QUANTITIES`) on ``chart``."""
-    return f"{chart}.{quantity}"
+    return monitor_metric(chart, quantity)
 
 
 def _safe(name: str) -> str:

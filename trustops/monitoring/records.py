@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from trustops.metric_names import ALARM, CHART_SIGNAL, P_VALUE, monitor_metric
+
 
 class ChunkRef(BaseModel):
     key: str
@@ -60,11 +62,11 @@ class BatchScores(BaseModel):
     def metric_row(self) -> dict[str, float]:
         row: dict[str, float] = {"batch_size": float(self.batch_size)}
         for name, score in self.scores.items():
-            row[f"{name}.score"] = score.score
-            row[f"{name}.alarm"] = float(score.alarm)
+            row[monitor_metric(name, "score")] = score.score
+            row[monitor_metric(name, ALARM)] = float(score.alarm)
             if score.p_value is not None:
-                row[f"{name}.p_value"] = score.p_value
-                row[f"{name}.chart_signal"] = float(score.p_value <= score.page_level)
+                row[monitor_metric(name, P_VALUE)] = score.p_value
+                row[monitor_metric(name, CHART_SIGNAL)] = float(score.p_value <= score.page_level)
         return row
 
 
