@@ -2,14 +2,21 @@
 
 Peak memory is read from the kernel: ``VmHWM`` (the resident-set high-water mark) is reset
 through ``/proc/self/clear_refs`` just before the measured call and read after it, and the
-resident set size just before is subtracted, so imports and set-up do not count.  Measure in
-a fresh process (:func:`run_worker`): a child started from a big parent inherits nothing,
-and tracemalloc cannot see torch's allocations.
+resident set size just before is subtracted, so imports and set-up do not count.  Before that
+baseline is read, the C allocator hands its free pages back (glibc's ``malloc_trim``): memory
+that set-up freed but the allocator kept would count in the baseline and be reused by the call
+unseen, and how much it keeps depends on unrelated things (glibc raises its mmap threshold
+whenever a large block is freed, so an extra import before set-up can hide tens of MiB).
+Measure in a fresh process (:func:`run_worker`): a child started from a big parent inherits
+nothing, and tracemalloc cannot see torch's allocations.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import json
 import os
 import platform
@@ -48,10 +55,18 @@ def _status(key: str) -> int:
     raise KeyError(key)
 
 
+def _release_free_memory() -> None:
+    """Collect garbage, then return the C allocator's free pages to the kernel (glibc only; elsewhere a no-op)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 @contextlib.contextmanager
 def peak_memory() -> Iterator[dict[str, int]]:
-    """``probe["increase_bytes"]``: the peak resident set during the block, minus the one before it."""
+    """``probe["increase_bytes"]``: the peak resident set during the block, minus the live resident set before it."""
     probe: dict[str, int] = {}
+    _release_free_memory()  # the baseline counts live memory only, not free pages the block could reuse unseen
     with open("/proc/self/clear_refs", "w") as marks:
         marks.write("5")  # reset the peak-RSS mark
     probe["rss_before_bytes"] = _status("VmRSS")

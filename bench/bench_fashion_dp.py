@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source-dir", type=Path, default=None, help="the Fashion-MNIST IDX files (default: Debian's folder)")
     parser.add_argument("--skip-ghost", action="store_true", help="leave out the ghost-clipping loop")
+    parser.add_argument("--skip-no-dp", action="store_true",
+                        help="leave out the run without DP per activation (an anchor point against the papers' DP figure)")
+    parser.add_argument("--skip-timing", action="store_true", help="leave out the epoch-time ratios (accuracy only)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", choices=("trustops", "hooks", "hooks_deterministic", "ghost", "no_dp"), default=None,
                         help=argparse.SUPPRESS)
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         npz = _export(Path(folder), args.source_dir)
         sizes = {k: config[k] for k in ("epochs", "batch_size", "max_train_rows")}
         for activation in runnable:
-            for epsilon in [None, *config["epsilons"]]:
+            for epsilon in [*([] if args.skip_no_dp else [None]), *config["epsilons"]]:
                 run = _worker("trustops", overrides(npz, activation=activation, dp=epsilon is not None, epsilon=epsilon,
                                                     seed=args.seed, **sizes), args.threads)  # fmt: skip
                 report["accuracy"].append(run)
@@ -239,44 +242,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{activation}, {privacy}: test accuracy {run['test_accuracy']:.4f} "
                       f"({run['n_train']:,} training images, {run['epochs']} epochs, {run['train_seconds']:.0f} s)", flush=True)
 
-        # Timing: the first activation at the middle ε; the noise level does not change the work done.
-        activation, epsilon = runnable[0], sorted(config["epsilons"])[len(config["epsilons"]) // 2]
-        timing = {**sizes, "epochs": config["timing_epochs"]}
-        dp_overrides = overrides(npz, activation=activation, dp=True, epsilon=epsilon, seed=args.seed, **timing)
-        no_dp_overrides = overrides(npz, activation=activation, dp=False, epsilon=None, seed=args.seed, **timing)
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for repeat in range(config["repeats"]):
-            trustops_dp = _worker("trustops", dp_overrides, args.threads)
-            sigma = trustops_dp["noise_multiplier"]
-            measured = {"trustops_dp": lambda: trustops_dp,
-                        "bare_dp": lambda: _worker("hooks", dp_overrides, args.threads, noise_multiplier=sigma),
-                        "bare_dp_deterministic": lambda: _worker("hooks_deterministic", dp_overrides, args.threads,
-                                                                 noise_multiplier=sigma),
-                        "trustops_no_dp": lambda: _worker("trustops", no_dp_overrides, args.threads),
-                        "bare_no_dp": lambda: _worker("no_dp", no_dp_overrides, args.threads),
-                        **({} if args.skip_ghost else
-                           {"bare_ghost": lambda: _worker("ghost", dp_overrides, args.threads, noise_multiplier=sigma)})}  # fmt: skip
-            order = list(measured) if repeat % 2 == 0 else list(reversed(measured))  # alternate which runs first
-            for key in order:
-                runs.setdefault(key, []).append(measured[key]())
-        seconds = {key: statistics.median(r["median_epoch_seconds"] for r in values) for key, values in runs.items()}
-        report["timing"] = {
-            "activation": activation, "target_epsilon": epsilon, "noise_multiplier": runs["trustops_dp"][0]["noise_multiplier"],
-            "n_train": runs["trustops_dp"][0]["n_train"], "batch_size": config["batch_size"], "epochs_per_run": config["timing_epochs"],
-            "repeats": config["repeats"], "epoch_seconds": seconds,
-            "trustops_over_bare_dp": seconds["trustops_dp"] / seconds["bare_dp"],
-            "trustops_over_bare_no_dp": seconds["trustops_no_dp"] / seconds["bare_no_dp"],
-            "dp_over_no_dp_trustops": seconds["trustops_dp"] / seconds["trustops_no_dp"],
-            "dp_over_no_dp_bare": seconds["bare_dp"] / seconds["bare_no_dp"],
-            "deterministic_over_plain_bare_dp": seconds["bare_dp_deterministic"] / seconds["bare_dp"],
-            **({"ghost_over_hooks_bare": seconds["bare_ghost"] / seconds["bare_dp"]} if "bare_ghost" in seconds else {}),
-            "runs": runs,
-        }  # fmt: skip
-    timing = report["timing"]
-    print(f"epoch: trustops DP {seconds['trustops_dp']:.2f} s vs bare Opacus {seconds['bare_dp']:.2f} s "
-          f"({timing['trustops_over_bare_dp']:.2f}x, target <= {TARGET_OVERHEAD}); DP / no DP: trustops "
-          f"{timing['dp_over_no_dp_trustops']:.2f}x, bare {timing['dp_over_no_dp_bare']:.2f}x"
-          + (f"; ghost / hooks {timing['ghost_over_hooks_bare']:.2f}x" if "ghost_over_hooks_bare" in timing else ""), flush=True)
+        if not args.skip_timing:
+            # Timing: the first activation at the middle ε; the noise level does not change the work done.
+            activation, epsilon = runnable[0], sorted(config["epsilons"])[len(config["epsilons"]) // 2]
+            timing = {**sizes, "epochs": config["timing_epochs"]}
+            dp_overrides = overrides(npz, activation=activation, dp=True, epsilon=epsilon, seed=args.seed, **timing)
+            no_dp_overrides = overrides(npz, activation=activation, dp=False, epsilon=None, seed=args.seed, **timing)
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for repeat in range(config["repeats"]):
+                trustops_dp = _worker("trustops", dp_overrides, args.threads)
+                sigma = trustops_dp["noise_multiplier"]
+                measured = {"trustops_dp": lambda: trustops_dp,
+                            "bare_dp": lambda: _worker("hooks", dp_overrides, args.threads, noise_multiplier=sigma),
+                            "bare_dp_deterministic": lambda: _worker("hooks_deterministic", dp_overrides, args.threads,
+                                                                     noise_multiplier=sigma),
+                            "trustops_no_dp": lambda: _worker("trustops", no_dp_overrides, args.threads),
+                            "bare_no_dp": lambda: _worker("no_dp", no_dp_overrides, args.threads),
+                            **({} if args.skip_ghost else
+                               {"bare_ghost": lambda: _worker("ghost", dp_overrides, args.threads, noise_multiplier=sigma)})}  # fmt: skip
+                order = list(measured) if repeat % 2 == 0 else list(reversed(measured))  # alternate which runs first
+                for key in order:
+                    runs.setdefault(key, []).append(measured[key]())
+            seconds = {key: statistics.median(r["median_epoch_seconds"] for r in values) for key, values in runs.items()}
+            report["timing"] = {
+                "activation": activation, "target_epsilon": epsilon, "noise_multiplier": runs["trustops_dp"][0]["noise_multiplier"],
+                "n_train": runs["trustops_dp"][0]["n_train"], "batch_size": config["batch_size"], "epochs_per_run": config["timing_epochs"],
+                "repeats": config["repeats"], "epoch_seconds": seconds,
+                "trustops_over_bare_dp": seconds["trustops_dp"] / seconds["bare_dp"],
+                "trustops_over_bare_no_dp": seconds["trustops_no_dp"] / seconds["bare_no_dp"],
+                "dp_over_no_dp_trustops": seconds["trustops_dp"] / seconds["trustops_no_dp"],
+                "dp_over_no_dp_bare": seconds["bare_dp"] / seconds["bare_no_dp"],
+                "deterministic_over_plain_bare_dp": seconds["bare_dp_deterministic"] / seconds["bare_dp"],
+                **({"ghost_over_hooks_bare": seconds["bare_ghost"] / seconds["bare_dp"]} if "bare_ghost" in seconds else {}),
+                "runs": runs,
+            }  # fmt: skip
+    if not args.skip_timing:
+        timing = report["timing"]
+        print(f"epoch: trustops DP {seconds['trustops_dp']:.2f} s vs bare Opacus {seconds['bare_dp']:.2f} s "
+              f"({timing['trustops_over_bare_dp']:.2f}x, target <= {TARGET_OVERHEAD}); DP / no DP: trustops "
+              f"{timing['dp_over_no_dp_trustops']:.2f}x, bare {timing['dp_over_no_dp_bare']:.2f}x"
+              + (f"; ghost / hooks {timing['ghost_over_hooks_bare']:.2f}x" if "ghost_over_hooks_bare" in timing else ""), flush=True)
     report["target"] = {"trustops_over_bare_dp_max": TARGET_OVERHEAD}
     report["seconds_total"] = time.perf_counter() - started
     write_report("fashion_dp", report, args.out)

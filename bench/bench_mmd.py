@@ -8,8 +8,8 @@ Cases, all with d = 128 Gaussian features and P = 100 permutations:
 
 * one permutation test at n = m = 100, 1,000, 2,500 and 10,000: ``check`` of a fitted
   ``MMDAdversarialMonitor`` against ``MMDDrift.score`` of a constructed detector (fitting and
-  constructing are not timed; one untimed warm-up call first, so trustops' cached reference
-  kernel (n <= 4,096) and alibi-detect's precomputed reference kernel both count as set-up);
+  constructing are not timed; one untimed warm-up call first, so alibi-detect's precomputed
+  reference kernel counts as set-up);
 * the detection rate: 100 tests of 100 vs 100 rows, trustops' ``detection_rate`` against a
   loop of ``MMDDrift`` construction + ``score`` on the same kind of draws;
 * peak memory of one trustops test at n = m = 10,000, measured in a fresh subprocess: the

@@ -111,11 +111,13 @@ class Loop:
 
     def monitor(self, state: Path, capture_uri: str):
         from trustops.alerts import AlertManager
+        from trustops.monitoring.checking import PassOptions
         from trustops.monitoring.loop import monitor_pass
 
         alerts = AlertManager.from_config(state / "alerts", [])
         info = type(self.info)(**{**self.info.__dict__, "tags": {**self.info.tags, "capture_uri": capture_uri}})
-        return monitor_pass(self.model, info, state=state, alerts=alerts, drift_report="never", monitors=self.monitors)
+        return monitor_pass(self.model, info, state=state, alerts=alerts,
+                            options=PassOptions(drift_report="never", **({"monitors": tuple(self.monitors)} if self.monitors else {})))
 
 
 def batch_incidents(report) -> list[dict[str, Any]]:

@@ -95,6 +95,7 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
 
     from trustops.alerts import AlertManager
     from trustops.capture import ActivationCapture
+    from trustops.monitoring.checking import PassOptions
     from trustops.monitoring.loop import monitor_pass
     from trustops.monitoring.parallel import monitor_workers
     from trustops.registry import RegisteredModel
@@ -130,7 +131,7 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
         alerts = AlertManager.from_config(state / "alerts", ["console"])
         with peak_memory() as probe:
             start = time.perf_counter()
-            report = monitor_pass(model, info, state=state, alerts=alerts, monitors=monitors)
+            report = monitor_pass(model, info, state=state, alerts=alerts, options=PassOptions(**({"monitors": tuple(monitors)} if monitors else {})))
             runs.append(time.perf_counter() - start)
         memory = memory or probe
         batches = len(report.steps)

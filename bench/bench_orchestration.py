@@ -66,13 +66,13 @@ def worker(repeats: int) -> dict[str, Any]:
 
         run_settings = dataclasses.replace(
             settings, capture=dataclasses.replace(settings.capture, uri=str(root / ".trustops" / "captures" / uuid.uuid4().hex))
-        ).to_dict()
+        )
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
         experiment_id = ensure_experiment("bench-orchestration-plain", tracking_uri, root)
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"plain-{uuid.uuid4().hex[:6]}"):
             dataset, info = load_data.entrypoint(settings=run_settings, resolved_config=resolved, run_tags={"trustops_job": "train"})
-            validate_data.entrypoint(dataset=dataset, dataset_info=info, data_settings=run_settings["data"])
+            validate_data.entrypoint(dataset=dataset, dataset_info=info, data_settings=run_settings.data)
             model, summary = train_model.entrypoint(dataset=dataset, dataset_info=info, settings=run_settings)
             evaluation = evaluate_model.entrypoint(model=model, dataset=dataset, dataset_info=info)
             register_model.entrypoint(
@@ -108,6 +108,7 @@ def _monitor_pass_overhead(settings, repeats: int) -> dict[str, Any]:
     from trustops.alerts import AlertManager
     from trustops.capture import ActivationCapture
     from trustops.data.registered import load_split
+    from trustops.monitoring.checking import PassOptions
     from trustops.monitoring.loop import monitor_pass
     from trustops.paths import default_tracking_uri, project_root
     from trustops.registry import resolve_registered_model
@@ -136,7 +137,7 @@ def _monitor_pass_overhead(settings, repeats: int) -> dict[str, Any]:
 
     def plain() -> None:
         shutil.rmtree(state.with_name("plain"), ignore_errors=True)
-        monitor_pass(model, found, state=state.with_name("plain"), monitors=monitors,
+        monitor_pass(model, found, state=state.with_name("plain"), options=PassOptions(monitors=tuple(monitors)),
                      alerts=AlertManager.from_config(state.with_name("plain") / "alerts", ["console"]))
 
     seconds: dict[str, list[float]] = {"pipeline": [], "plain": []}

@@ -11,6 +11,7 @@ from monitors.errors import (
     MonitorError,
     MonitorInputError,
     MonitorNotFittedError,
+    MonitorStateError,
     UnknownMonitorError,
 )
 from monitors.registry import available_monitors, get_monitor, register_monitor
@@ -23,6 +24,7 @@ __all__ = [
     "MonitorInputError",
     "MonitorDependencyError",
     "MonitorNotFittedError",
+    "MonitorStateError",
     "UnknownMonitorError",
     "available_monitors",
     "get_monitor",

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from monitors import _inputs
-from monitors._state import ConfigAndFittedState
+from monitors._state import FittedDictState
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorInputError
 from monitors.sequential import log_score
@@ -29,7 +29,7 @@ def _accuracy(data: Any, name: str) -> tuple[float, int]:
     return float((predictions == labels).mean()), int(labels.size)
 
 
-class AccuracyMonitor(ConfigAndFittedState, Monitor):
+class AccuracyMonitor(FittedDictState, Monitor):
     """Exact one-sided test: is a labelled batch's accuracy below the reference's?
 
     ``fit`` counts the reference's correct predictions (``k`` of ``N``).  For a batch with ``c``
@@ -73,16 +73,12 @@ class AccuracyMonitor(ConfigAndFittedState, Monitor):
         self._configure(alpha=alpha, min_drop=min_drop)
         self._fitted: dict[str, Any] | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         alpha = _inputs.probability(config["alpha"], "alpha")
         min_drop = _inputs.real(config["min_drop"], "min_drop", low=0.0, high=1.0, condition="0 <= min_drop < 1")
         if min_drop == 1:
             raise _inputs.MonitorConfigError(f"`min_drop` must satisfy 0 <= min_drop < 1. Got: {config['min_drop']!r}")
-        self._config = {"alpha": alpha, "min_drop": min_drop}
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+        return {"alpha": alpha, "min_drop": min_drop}
 
     @property
     def reference_accuracy(self) -> float:
@@ -122,8 +118,8 @@ class AccuracyMonitor(ConfigAndFittedState, Monitor):
             p_value = float(stats.hypergeom.cdf(correct, pooled, fitted["correct"] + correct, n))
         p_value = min(1.0, p_value)
         drop = fitted["accuracy"] - accuracy
-        alarm, score, threshold = log_score(p_value, self._config["alpha"])
-        if drop <= self._config["min_drop"]:
+        alarm, score, threshold = log_score(p_value, self.alpha)
+        if drop <= self.min_drop:
             alarm, score = False, 0.0
         details = {"p_value": p_value, "accuracy": accuracy, "reference_accuracy": fitted["accuracy"],
                    "accuracy_drop": drop, "n_batch": n, "n_reference": fitted["n"]}

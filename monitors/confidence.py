@@ -7,12 +7,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from monitors import _inputs
-from monitors._state import ConfigAndFittedState
+from monitors._state import FittedDictState
 from monitors.base import Monitor, MonitorResult
 from monitors.sequential import DEFAULT_STOP_AFTER, log_score, mean_drop_p_value, resampling_options
 
 
-class ConfidenceMonitor(ConfigAndFittedState, Monitor):
+class ConfidenceMonitor(FittedDictState, Monitor):
     """One-sided permutation test: is a batch's mean top-class probability below the reference's?
 
     ``fit`` keeps the top-class probability of each of the ``N`` reference rows.  ``check`` pools
@@ -71,19 +71,15 @@ class ConfidenceMonitor(ConfigAndFittedState, Monitor):
         self._configure(alpha=alpha, max_draws=max_draws, stop_after=stop_after, seed=seed, min_confidence=min_confidence)
         self._fitted: dict[str, Any] | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         config["alpha"], config["max_draws"], config["stop_after"] = resampling_options(
             config["alpha"], config["max_draws"], config["stop_after"]
         )
         config["seed"] = _inputs.integer(config["seed"], "seed", minimum=0)
         if config["min_confidence"] is not None:
             config["min_confidence"] = _inputs.probability(config["min_confidence"], "min_confidence")
-        self._config = config
         self._generator = np.random.default_rng(config["seed"])
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+        return config
 
     @property
     def reference_mean(self) -> float:
@@ -104,8 +100,8 @@ class ConfidenceMonitor(ConfigAndFittedState, Monitor):
         top = _inputs.probabilities(batch, "batch", width=fitted["n_classes"]).max(axis=1)
         mean = float(top.mean())
         test = mean_drop_p_value(
-            np.asarray(fitted["top"]), top, max_draws=self._config["max_draws"],
-            stop_after=self._config["stop_after"], generator=self._generator,
+            np.asarray(fitted["top"]), top, max_draws=self.max_draws,
+            stop_after=self.stop_after, generator=self._generator,
         )
         details = {
             "p_value": test.p_value,
@@ -115,11 +111,11 @@ class ConfidenceMonitor(ConfigAndFittedState, Monitor):
             "confidence_drop": fitted["mean"] - mean,
             "n_batch": int(top.size),
         }
-        minimum = self._config["min_confidence"]
+        minimum = self.min_confidence
         if minimum is not None:
             score = minimum - mean
             return MonitorResult(alarm=bool(score > 0.0), score=score, threshold=0.0, details=details)
-        alarm, score, threshold = log_score(test.p_value, self._config["alpha"])
+        alarm, score, threshold = log_score(test.p_value, self.alpha)
         return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
 
     @classmethod

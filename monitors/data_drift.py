@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -19,7 +18,6 @@ from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorDependencyError, MonitorInputError
 from monitors.sequential import draws_for_level, log_score, sequential_p_value
 
-STATE_VERSION = 2
 INSTALL_HINT = "EvidentlyDriftMonitor needs Evidently >= 0.7: pip install 'evidently>=0.7'"
 
 
@@ -125,7 +123,7 @@ class EvidentlyDriftMonitor(Monitor):
         self._last_batch: pd.DataFrame | None = None
         self._last_run: Any = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         drift_share = _inputs.real(
             config["drift_share"], "drift_share", low=0.0, high=1.0, condition="0 < drift_share <= 1"
         )
@@ -149,18 +147,14 @@ class EvidentlyDriftMonitor(Monitor):
                 f"so that the p-value can reach alpha, or None. Got: {config['max_draws']!r}"
             )
         seed = _inputs.integer(config["seed"], "seed", minimum=0)
-        self._config = {
+        self._max_draws = int(max_draws)
+        return {
             **config,
             "drift_share": drift_share,
             "alpha": alpha,
             "max_draws": None if config["max_draws"] is None else int(max_draws),
             "seed": seed,
         }
-        self._max_draws = int(max_draws)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -215,7 +209,7 @@ class EvidentlyDriftMonitor(Monitor):
         """Keep the reference table: a ``pandas.DataFrame`` or a shape-(N, D) array (columns ``x0 ... x{D-1}``)."""
         self._reference = self._last_batch = self._last_run = None
         self._set_reference(self._table(reference, "reference"))
-        self._generator = np.random.default_rng(self._config["seed"])
+        self._generator = np.random.default_rng(self.seed)
         return self
 
     def _set_reference(self, frame: pd.DataFrame) -> None:
@@ -223,7 +217,7 @@ class EvidentlyDriftMonitor(Monitor):
         self._numeric = [c for c in frame.columns if c in numeric]
         self._numeric_set = set(self._numeric)
         self._categorical = [c for c in frame.columns if c not in numeric]
-        method = self._config["method"]
+        method = self.method
         misfits = [
             c
             for c in frame.columns
@@ -252,7 +246,7 @@ class EvidentlyDriftMonitor(Monitor):
         self._last_batch, self._last_run = frame, None
         pooled = self._pooled(frame)
         decisions = drift_tests.evidently_decisions(
-            pooled, method=self._config["method"], threshold=self._config["column_threshold"]
+            pooled, method=self.method, threshold=self.column_threshold
         )
         statistic = drift_tests.MaxNegLogP(pooled)
         per_column = statistic.per_column(pooled.observed_labels()[None])[0]
@@ -261,9 +255,9 @@ class EvidentlyDriftMonitor(Monitor):
         sequential = sequential_p_value(
             observed, lambda n: statistic(pooled.permuted_labels(generator, n)), max_draws=self._max_draws
         )
-        alarm, score, threshold = log_score(sequential.p_value, self._config["alpha"])
+        alarm, score, threshold = log_score(sequential.p_value, self.alpha)
         drifted = {d.column for d in decisions if d.drifted}
-        drift_share = self._config["drift_share"]
+        drift_share = self.drift_share
         share = len(drifted) / len(decisions)
         details = {
             "p_value": sequential.p_value,
@@ -287,9 +281,9 @@ class EvidentlyDriftMonitor(Monitor):
         evidently, DataDriftPreset = _evidently()
         definition = evidently.DataDefinition(numerical_columns=self._numeric, categorical_columns=self._categorical)
         preset = DataDriftPreset(
-            drift_share=self._config["drift_share"],
-            method=self._config["method"],
-            threshold=self._config["column_threshold"],
+            drift_share=self.drift_share,
+            method=self.method,
+            threshold=self.column_threshold,
         )
         # Evidently's correlation widgets divide by a zero spread on constant columns; that warning is noise here.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -316,7 +310,7 @@ class EvidentlyDriftMonitor(Monitor):
         return {
             "n_drifted_columns": count,
             "share_drifted_columns": share,
-            "dataset_drift": share >= self._config["drift_share"],
+            "dataset_drift": share >= self.drift_share,
             "drifted_columns": drifted,
             "methods": {c: method for c, (method, _, _) in per_column.items()},
         }
@@ -363,8 +357,10 @@ class EvidentlyDriftMonitor(Monitor):
         path.write_text(self.report_html(batch), encoding="utf-8")
         return path
 
-    def state_dict(self) -> dict[str, Any]:
-        """Options, the reference table (column lists of plain values) and the generator state, as JSON-able Python."""
+    _legacy_state_keys = {1: frozenset({"config", "reference"}), 2: frozenset({"config", "reference", "generator"})}
+
+    def _inner_state(self) -> dict[str, Any]:
+        """The reference table (column lists of plain values) and the generator state, as JSON-able Python."""
         reference = None
         if self._reference is not None:
             reference = {
@@ -373,22 +369,20 @@ class EvidentlyDriftMonitor(Monitor):
                 "data": {c: self._reference[c].tolist() for c in self._reference.columns},
             }
         generator = None if self._generator is None else self._generator.bit_generator.state
-        return {"version": STATE_VERSION, "config": dict(self._config), "reference": reference, "generator": generator}
+        return {"reference": reference, "generator": generator}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; a version-1 state (before the p-value) takes the new options' defaults."""
-        version = state.get("version")
-        if version not in (1, STATE_VERSION) or not {"config", "reference"} <= set(state):
-            raise MonitorInputError(
-                f"Not an {type(self).__name__} state (version {STATE_VERSION}). Got keys: {sorted(state)}"
-            )
-        self._configure(**{"alpha": 0.05, "max_draws": None, "seed": 0, **state["config"]})
+    @classmethod
+    def _migrate_legacy_config(cls, version: int, config: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 came before the p-value: its options take their defaults."""
+        return {"alpha": 0.05, "max_draws": None, "seed": 0, **config} if version == 1 else config
+
+    def _load_inner_state(self, state: Mapping[str, Any]) -> None:
         self._reference = self._generator = self._last_batch = self._last_run = None
         reference = state["reference"]
         if reference is not None:
             frame = pd.DataFrame({c: reference["data"][c] for c in reference["columns"]}, columns=reference["columns"])
             self._set_reference(frame.astype(dict(zip(reference["columns"], reference["dtypes"]))))
-            self._generator = np.random.default_rng(self._config["seed"])
+            self._generator = np.random.default_rng(self.seed)
             if state.get("generator") is not None:
                 self._generator.bit_generator.state = dict(state["generator"])
 

@@ -15,6 +15,10 @@ class MonitorInputError(MonitorError, ValueError):
     """A reference or batch handed to a monitor has the wrong shape or values."""
 
 
+class MonitorStateError(MonitorInputError, MonitorConfigError):
+    """A saved state is not one this monitor can load (another monitor's, an unknown version, foreign keys)."""
+
+
 class MonitorNotFittedError(MonitorError, RuntimeError):
     """``check`` was called before ``fit``."""
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from monitors import _inputs
-from monitors._state import ConfigAndFittedState
+from monitors._state import FittedDictState
 from monitors.base import Monitor, MonitorResult
 from monitors.sequential import log_score
 
@@ -35,7 +35,7 @@ def _scores(data: Any, name: str, *, min_rows: int = 1) -> np.ndarray:
     return scores
 
 
-class FeatureSqueezingMonitor(ConfigAndFittedState, Monitor):
+class FeatureSqueezingMonitor(FittedDictState, Monitor):
     """Exact test: does the batch have more samples in the upper tail of squeezing scores than chance?
 
     ``fit`` keeps the reference's per-sample squeezing scores (``N`` of them).  ``check`` pools
@@ -73,14 +73,10 @@ class FeatureSqueezingMonitor(ConfigAndFittedState, Monitor):
         self._configure(alpha=alpha, tail_quantile=tail_quantile)
         self._fitted: dict[str, Any] | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         config["alpha"] = _inputs.probability(config["alpha"], "alpha")
         config["tail_quantile"] = _inputs.probability(config["tail_quantile"], "tail_quantile")
-        self._config = config
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+        return config
 
     def fit(self, reference: Any) -> Self:
         """Keep shape-(N,) squeezing scores of clean reference inputs, ``N >= 2``."""
@@ -95,11 +91,11 @@ class FeatureSqueezingMonitor(ConfigAndFittedState, Monitor):
         scores = _scores(batch, "batch")
         reference = np.asarray(self._fitted["scores"])
         pooled = np.concatenate([reference, scores])
-        cut = float(np.quantile(pooled, self._config["tail_quantile"]))
+        cut = float(np.quantile(pooled, self.tail_quantile))
         in_tail = int((scores > cut).sum())
         pooled_tail = int((pooled > cut).sum())
         p_value = float(min(1.0, stats.hypergeom.sf(in_tail - 1, pooled.size, pooled_tail, scores.size)))
-        alarm, score, threshold = log_score(p_value, self._config["alpha"])
+        alarm, score, threshold = log_score(p_value, self.alpha)
         details = {
             "p_value": p_value,
             "n_tail": in_tail,

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
 from monitors import _inputs
-from monitors._state import ConfigAndFittedState
+from monitors._state import FittedDictState
 from monitors.base import Monitor, MonitorResult
 from monitors.errors import MonitorConfigError, MonitorDependencyError, MonitorInputError
 
@@ -37,7 +37,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
+class InputExpectationsMonitor(FittedDictState, Monitor):
     """Share of failed expectations of the data contract on a batch table.
 
     The expectations are those of :func:`trustops.data.validation.validate_frame`: the column set
@@ -114,7 +114,7 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         )
         self._fitted: dict[str, Any] | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         label = config["label_column"]
         if label is not None and (not isinstance(label, str) or not label):
             raise MonitorConfigError(f"`label_column` must be a column name or None. Got: {label!r}")
@@ -145,18 +145,14 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         config["range_margin"] = _inputs.real(config["range_margin"], "range_margin", low=0.0)
         config["min_rows"] = _inputs.integer(config["min_rows"], "min_rows", minimum=1)
         config["max_class_kl"] = _inputs.real(config["max_class_kl"], "max_class_kl", low=0.0)
-        self._config = {**config, "feature_columns": features, "value_range": bounds}
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+        return {**config, "feature_columns": features, "value_range": bounds}
 
     def _frame(self, data: Any, name: str) -> pd.DataFrame:
         if not isinstance(data, pd.DataFrame):
             raise MonitorInputError(f"`{name}` must be a pandas DataFrame. Got: {type(data).__name__}")
         if data.empty:
             raise MonitorInputError(f"`{name}` is empty. Got: shape {data.shape}")
-        label = self._config["label_column"]
+        label = self.label_column
         if label is not None and label not in data.columns:
             raise MonitorInputError(f"`{name}` has no label column {label!r}. Got columns: {list(data.columns)}")
         if SPLIT_COLUMN in data.columns or LABEL_STAND_IN in data.columns:
@@ -168,8 +164,8 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
     def fit(self, reference: pd.DataFrame) -> Self:
         """Learn the feature columns, per-feature value ranges and classes from a reference ``DataFrame``."""
         frame = self._frame(reference, "reference")
-        label = self._config["label_column"]
-        features = self._config["feature_columns"] or [c for c in frame.columns if c != label]
+        label = self.label_column
+        features = self.feature_columns or [c for c in frame.columns if c != label]
         missing = [c for c in features if c not in frame.columns]
         if missing or not features:
             raise MonitorInputError(
@@ -181,11 +177,11 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
             raise MonitorInputError(
                 f"`reference` features must be finite numbers. Got dtypes: {dict(values.dtypes.astype(str))}"
             )
-        if self._config["value_range"] is not None:
-            low, high = ([bound] * len(features) for bound in self._config["value_range"])
+        if self.value_range is not None:
+            low, high = ([bound] * len(features) for bound in self.value_range)
         else:
             array = values.to_numpy(np.float64)
-            pad = self._config["range_margin"] * array.std(axis=0)
+            pad = self.range_margin * array.std(axis=0)
             low, high = (array.min(axis=0) - pad).tolist(), (array.max(axis=0) + pad).tolist()
         classes = None
         if label is not None:
@@ -200,7 +196,7 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         _inputs.require_fitted(self._fitted is not None, self)
         failed = self._failures(self._frame(batch, "batch"))
         evaluated = 2 + 3 * len(self._fitted["feature_columns"]) + LABEL_EXPECTATIONS * (
-            self._config["label_column"] is not None
+            self.label_column is not None
         )
         score = len(failed) / evaluated
         details = {
@@ -215,13 +211,13 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         """The failed expectations, in the suite's order, as :class:`trustops.data.validation.FailedExpectation`."""
         from trustops.data.validation import NUMERIC_TYPES, FailedExpectation
 
-        fitted, label = self._fitted, self._config["label_column"]
+        fitted, label = self._fitted, self.label_column
         features = fitted["feature_columns"]
         failed = []
         expected = [*features, *([label] if label is not None else [])]
         if set(frame.columns) != set(expected):
             failed.append(FailedExpectation("expect_table_columns_to_match_set", None, sorted(map(str, frame.columns)), []))
-        if len(frame) < self._config["min_rows"]:
+        if len(frame) < self.min_rows:
             failed.append(FailedExpectation("expect_table_row_count_to_be_between", None, len(frame), []))
         dtypes = dict(zip(frame.columns, frame.dtypes))
         names = {t: str(t) for t in set(dtypes.values())}
@@ -262,7 +258,7 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
     def _label_failures(self, labels: pd.Series) -> list[Any]:
         from trustops.data.validation import FailedExpectation
 
-        classes, label = self._fitted["classes"], self._config["label_column"]
+        classes, label = self._fitted["classes"], self.label_column
         failed = []
         if labels.isna().any():
             failed.append(FailedExpectation("expect_column_values_to_not_be_null", label, None, []))
@@ -277,7 +273,7 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         if len(present) and known.all():
             share = present.value_counts().to_numpy(np.float64) / len(present)
             divergence = float(np.sum(share * np.log(share * len(classes))))
-        if not divergence <= self._config["max_class_kl"]:
+        if not divergence <= self.max_class_kl:
             observed = None if math.isinf(divergence) else divergence
             failed.append(FailedExpectation("expect_column_kl_divergence_to_be_less_than", label, observed, []))
         return failed
@@ -291,21 +287,25 @@ class InputExpectationsMonitor(ConfigAndFittedState, Monitor):
         _inputs.require_fitted(self._fitted is not None, self)
         frame = self._frame(batch, "batch")
         try:
-            return _run_great_expectations(frame, self._fitted, self._config)
+            return _run_great_expectations(frame, self._fitted, self.config)
         except ImportError as error:
             raise MonitorDependencyError(
                 f"InputExpectationsMonitor needs Great Expectations 1.x: pip install 'great_expectations>=1' ({error})"
             ) from None
 
-    def load_state_dict(self, state: Any) -> None:
-        """Restore :meth:`state_dict`; a state from before per-feature ranges is refused with a clear message."""
-        fitted = state.get("fitted") if hasattr(state, "get") else None
+    @classmethod
+    def _migrate_legacy_config(cls, version: int, config: dict[str, Any]) -> dict[str, Any]:
+        return {"value_range": None, **config}  # the option came later; None was the behaviour before it
+
+    def _load_inner_state(self, state: Mapping[str, Any]) -> None:
+        """A state from before per-feature ranges is refused with a clear message."""
+        fitted = state["fitted"]
         if fitted is not None and "low" not in fitted:
             raise MonitorInputError(
                 "This InputExpectationsMonitor state has one learned range for all features (an older version); "
                 "fit the monitor again to learn per-feature ranges."
             )
-        super().load_state_dict({**state, "config": {"value_range": None, **state.get("config", {})}})
+        super()._load_inner_state(state)
 
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ state and wires those pieces into the :class:`~monitors.base.Monitor` interface.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -16,9 +17,8 @@ from torch import Tensor
 
 from monitors import _inputs
 from monitors.base import Monitor, MonitorResult
-from monitors.errors import MonitorConfigError, MonitorInputError, MonitorNotFittedError
+from monitors.errors import MonitorConfigError, MonitorInputError, MonitorNotFittedError, MonitorStateError
 from monitors.mmd import inputs
-from monitors.mmd.alibi_backend import alibi_permutation_test, load_mmd_drift
 from monitors.mmd.batched import batched_mmd2, batched_wild_mmd2, chunks_of_tests
 from monitors.mmd.class_matching import ClassIndex, draw_matched, largest_matched_size
 from monitors.mmd.detection_rate import DetectionRate, draw_subsets, summarize
@@ -41,10 +41,7 @@ from monitors.mmd.standardize import Standardizer
 from monitors.sequential import log_score, sequential_p_value
 
 METHODS = ("permutation", "wild_bootstrap")
-BACKENDS = ("trustops", "alibi_detect")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-STANDARDIZATIONS = ("pooled", "reference")
-STATE_VERSION = 2
 # A sequential test materializes the pooled kernel once; above this many pooled rows the
 # tiled full test (which never holds the whole kernel) is used instead.
 SEQUENTIAL_MAX_ROWS = 4096
@@ -56,20 +53,17 @@ class _Layer:
     kernel: GaussianKernelSum
     reference: Tensor  # standardized by the reference, in the compute dtype and on the device
     raw: Tensor  # the reference rows as given (float64, CPU): pooled standardization starts from these
-    cache: Tensor | None = None  # zero-diagonal reference kernel, built on first use
 
 
 class MMDAdversarialMonitor(Monitor):
     """Kernel two-sample (MMD) test of a batch of activations against reference activations.
 
     ``check`` tests one batch.  The kernel is a sum of Gaussians with bandwidths
-    ``sigma * 2**k``, ``k = -2 ... 2``.  With ``standardize="pooled"`` (the default) every test
-    scales each feature by the mean and standard deviation of its pooled rows (reference and
-    batch together) and takes ``sigma`` as their median pairwise distance: both are symmetric in
-    the pooled rows, so the permutation test is exact at any sample size.  With
-    ``standardize="reference"`` they are learned once by ``fit`` from the reference, which lets a
-    large reference's kernel be cached but makes small tests reject too often (8% instead of 5%
-    at 50 rows a side).  The statistic is the unbiased MMD² (as in alibi-detect); its
+    ``sigma * 2**k``, ``k = -2 ... 2``.  Every test scales each feature by the mean and standard
+    deviation of its pooled rows (reference and batch together) and takes ``sigma`` as their
+    median pairwise distance: both are symmetric in the pooled rows, so the permutation test is
+    exact at any sample size (the reference's own statistics, learned once, made small tests
+    reject too often: 8% instead of 5% at 50 rows a side).  The statistic is the unbiased MMD² (as in alibi-detect); its
     p-value, ``(1 + #{b : MMD²_b >= MMD²}) / (P + 1)``, comes from ``P`` permutations of the
     pooled sample (or ``P`` wild-bootstrap draws) and is never 0.
 
@@ -99,11 +93,6 @@ class MMDAdversarialMonitor(Monitor):
         Draw the reference sample with the class mix predicted on the batch; then ``fit``
         and ``check`` need ``predictions=``.  The reference sample is the largest one that
         the reference's class counts allow; without matching it is the whole reference.
-    backend
-        ``"trustops"`` (this package) or ``"alibi_detect"`` (alibi-detect's ``MMDDrift``,
-        Business Source License; single layer, permutations only).
-    standardize
-        ``"pooled"`` (exact) or ``"reference"`` (statistics of the reference alone; see above).
     stop_after
         ``None``: every ``check`` draws all ``n_permutations``.  An integer ``h``: Besag and
         Clifford's sequential p-value (:mod:`monitors.sequential`), which stops once ``h``
@@ -118,9 +107,6 @@ class MMDAdversarialMonitor(Monitor):
         Torch device of the kernel computations.
     tile_size
         Rows per kernel tile; memory is a few ``tile_size²`` blocks.
-    reference_cache_rows
-        Cache the reference kernel (``N² `` entries) when the reference has at most this many
-        rows; it is then reused by every check and every test of the detection rate.
     bandwidth_rows
         Reference rows used for the median bandwidth.
 
@@ -138,9 +124,13 @@ class MMDAdversarialMonitor(Monitor):
     (True, 0.0099)
     >>> shifted.score > shifted.threshold
     True
+
+    Licence holders of alibi-detect can have its ``MMDDrift`` compute the tests instead:
+    :class:`monitors.mmd.alibi_backend.AlibiDetectMMDMonitor`.
     """
 
     name: ClassVar[str] = "mmd_adversarial"
+    backend: ClassVar[str] = "trustops"  # the engine of the permutation tests, reported in ``details``
 
     def __init__(
         self,
@@ -149,14 +139,11 @@ class MMDAdversarialMonitor(Monitor):
         n_permutations: int = 100,
         method: str = "permutation",
         class_matching: bool = True,
-        backend: str = "trustops",
         seed: int | None = None,
         dtype: str = "float32",
         device: str | torch.device = "cpu",
         tile_size: int = 1024,
-        reference_cache_rows: int = 4096,
         bandwidth_rows: int = 1000,
-        standardize: str = "pooled",
         stop_after: int | None = None,
     ) -> None:
         self._configure(
@@ -164,14 +151,11 @@ class MMDAdversarialMonitor(Monitor):
             n_permutations=n_permutations,
             method=method,
             class_matching=class_matching,
-            backend=backend,
             seed=seed,
             dtype=dtype,
             device=str(device),
             tile_size=tile_size,
-            reference_cache_rows=reference_cache_rows,
             bandwidth_rows=bandwidth_rows,
-            standardize=standardize,
             stop_after=stop_after,
         )
         self._generator = torch.Generator()
@@ -183,7 +167,7 @@ class MMDAdversarialMonitor(Monitor):
         self._reference_predictions: Tensor | None = None
         self._class_index: ClassIndex | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         alpha = _inputs.probability(config["alpha"], "alpha")
         n_permutations = _inputs.integer(config["n_permutations"], "n_permutations", minimum=1)
         if n_permutations < min_draws(alpha):
@@ -193,16 +177,8 @@ class MMDAdversarialMonitor(Monitor):
                 f"ever raise an alarm. Got: {n_permutations}"
             )
         method = _inputs.choice(config["method"], "method", METHODS)
-        backend = _inputs.choice(config["backend"], "backend", BACKENDS)
-        if backend == "alibi_detect" and method != "permutation":
-            raise MonitorConfigError(f"backend='alibi_detect' supports method='permutation' only. Got: {method!r}")
         if not isinstance(config["class_matching"], bool):
             raise MonitorConfigError(f"`class_matching` must be True or False. Got: {config['class_matching']!r}")
-        if backend == "alibi_detect" and config["class_matching"]:
-            raise MonitorConfigError(
-                "backend='alibi_detect' permutes all rows freely, which would make a class-matched test "
-                "conservative (trustops permutes within classes); use it with class_matching=False."
-            )
         if config["seed"] is not None:
             _inputs.integer(config["seed"], "seed", minimum=0)
         _inputs.choice(config["dtype"], "dtype", tuple(DTYPES))
@@ -211,19 +187,12 @@ class MMDAdversarialMonitor(Monitor):
         except (RuntimeError, TypeError) as error:
             raise MonitorConfigError(f"`device` must name a torch device. Got: {config['device']!r} ({error})") from None
         _inputs.integer(config["tile_size"], "tile_size", minimum=1)
-        _inputs.integer(config["reference_cache_rows"], "reference_cache_rows", minimum=0)
         _inputs.integer(config["bandwidth_rows"], "bandwidth_rows", minimum=2)
-        _inputs.choice(config["standardize"], "standardize", STANDARDIZATIONS)
         if config["stop_after"] is not None:
             _inputs.integer(config["stop_after"], "stop_after", minimum=1)
-            if method != "permutation" or backend != "trustops":
-                raise MonitorConfigError(
-                    "`stop_after` (a sequential test) needs method='permutation' and backend='trustops'. "
-                    f"Got: method={method!r}, backend={backend!r}"
-                )
-        if backend == "alibi_detect":
-            load_mmd_drift()
-        self._config = {**config, "alpha": alpha, "n_permutations": n_permutations}
+            if method != "permutation":
+                raise MonitorConfigError(f"`stop_after` (a sequential test) needs method='permutation'. Got: method={method!r}")
+        return {**config, "alpha": alpha, "n_permutations": n_permutations, "device": str(config["device"])}
 
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
@@ -231,15 +200,6 @@ class MMDAdversarialMonitor(Monitor):
         return [{"class_matching": False, "n_permutations": 99, "seed": 0}]
 
     # -- properties -------------------------------------------------------------------------
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The constructor options (a copy)."""
-        return dict(self._config)
-
-    @property
-    def alpha(self) -> float:
-        return self._config["alpha"]
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -253,11 +213,11 @@ class MMDAdversarialMonitor(Monitor):
 
     @property
     def _dtype(self) -> torch.dtype:
-        return DTYPES[self._config["dtype"]]
+        return DTYPES[self.dtype]
 
     @property
     def _device(self) -> torch.device:
-        return torch.device(self._config["device"])
+        return torch.device(self.device)
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -272,16 +232,12 @@ class MMDAdversarialMonitor(Monitor):
             Shape-(N,) predicted classes of the reference rows (needed for ``class_matching``).
         """
         layers = inputs.as_layers(reference, "reference")
-        if self._config["class_matching"] and predictions is None:
+        if self.class_matching and predictions is None:
             raise MonitorInputError(
                 "class_matching=True needs the reference's predicted classes: call fit(reference, predictions=...) "
                 "or construct the monitor with class_matching=False."
             )
-        if self._config["backend"] == "alibi_detect" and len(layers) > 1:
-            raise MonitorConfigError(
-                f"backend='alibi_detect' tests one layer at a time. Got {len(layers)} layers: {sorted(layers)}"
-            )
-        if self._config["stop_after"] is not None and len(layers) > 1:
+        if self.stop_after is not None and len(layers) > 1:
             raise MonitorConfigError(
                 f"`stop_after` (a sequential test) tests one layer; got {len(layers)} layers: {sorted(layers)}. "
                 "Use stop_after=None to combine layers."
@@ -292,7 +248,7 @@ class MMDAdversarialMonitor(Monitor):
         for name, raw in layers.items():
             standardizer = Standardizer.from_reference(raw)
             standardized = standardizer(raw)
-            sigma = median_bandwidth(standardized, max_rows=self._config["bandwidth_rows"], generator=self._generator)
+            sigma = median_bandwidth(standardized, max_rows=self.bandwidth_rows, generator=self._generator)
             _require_spread(sigma, name, f"`reference`{{where}} has no spread: the median distance between its rows is {sigma}")
             reference_rows = standardized.to(self._dtype).to(self._device)
             fitted[name] = _Layer(standardizer, GaussianKernelSum(sigma), reference_rows, raw.clone())
@@ -318,7 +274,7 @@ class MMDAdversarialMonitor(Monitor):
         inputs.check_layers_match(layers, {key: layer.reference.shape[1] for key, layer in self._layers.items()}, name)
         rows = next(iter(layers.values())).shape[0]
         if predictions is None:
-            if self._config["class_matching"]:
+            if self.class_matching:
                 raise MonitorInputError(
                     "class_matching=True needs the batch's predicted classes: pass predictions=... "
                     "(or construct the monitor with class_matching=False)."
@@ -335,14 +291,14 @@ class MMDAdversarialMonitor(Monitor):
             where = "" if name == inputs.SINGLE_LAYER else f" in layer {name!r}"
             raise MonitorInputError(
                 f"The batch{where} has values {farthest:.3g} reference standard deviations from the reference "
-                f"mean; at most {limit:.3g} can be computed with dtype={self._config['dtype']!r}. Check the data "
+                f"mean; at most {limit:.3g} can be computed with dtype={self.dtype!r}. Check the data "
                 "(units, a reference feature with almost no spread) or use dtype='float64'."
             )
         return standardized.to(self._dtype).to(self._device)
 
     def _reference_rows(self, batch_predictions: Tensor | None, size: int | None) -> Tensor | None:
         """Reference rows for one test: ``size`` of them, or ``None`` for all (or the largest matched set)."""
-        if self._config["class_matching"]:
+        if self.class_matching:
             if size is None:
                 size = largest_matched_size(self._class_index, batch_predictions)
                 if size < 2:
@@ -354,13 +310,6 @@ class MMDAdversarialMonitor(Monitor):
         if size is None:
             return None
         return torch.randperm(self._n_reference, generator=self._generator)[:size]
-
-    def _reference_block(self, layer: _Layer, rows: Tensor | None) -> Tensor | None:
-        if layer.reference.shape[0] > self._config["reference_cache_rows"]:
-            return None
-        if layer.cache is None:
-            layer.cache = reference_kernel(layer.reference, layer.kernel, tile_size=self._config["tile_size"])
-        return layer.cache if rows is None else layer.cache[rows][:, rows]
 
     def _decide(self, stats: Tensor) -> tuple[float, float, float]:
         """``(score, threshold, p_value)`` from shape-(Q,) combined statistics (observed first)."""
@@ -374,7 +323,7 @@ class MMDAdversarialMonitor(Monitor):
     def _statistic_name(self) -> str:
         if len(self._layers) > 1:
             return "fisher_combination"
-        return "mmd2" if self._config["method"] == "permutation" else "paired_mmd2"
+        return "mmd2" if self.method == "permutation" else "paired_mmd2"
 
     # -- one test -----------------------------------------------------------------------------
 
@@ -398,7 +347,7 @@ class MMDAdversarialMonitor(Monitor):
         self._require_fitted("check")
         layers, labels = self._batch(batch, predictions)
         n_batch = next(iter(layers.values())).shape[0]
-        wild = self._config["method"] == "wild_bootstrap"
+        wild = self.method == "wild_bootstrap"
         if wild and n_batch > self._n_reference:
             raise MonitorInputError(
                 f"method='wild_bootstrap' pairs each batch row with a reference row, so the batch ({n_batch} rows) "
@@ -406,58 +355,52 @@ class MMDAdversarialMonitor(Monitor):
             )
         rows = self._reference_rows(labels, n_batch if wild else None)
         n_reference = self._n_reference if rows is None else rows.numel()
-        n_draws = self._config["n_permutations"]
-        if self._config["backend"] == "alibi_detect":
-            score, threshold, p_value, per_layer = self._check_alibi(layers, rows)
-        elif self._sequential(n_reference + n_batch):
+        n_draws = self.n_permutations
+        if self._sequential(n_reference + n_batch):
             p_value, n_draws, per_layer = self._check_sequential(layers, rows, labels)
             alarm, score, threshold = log_score(p_value, self.alpha)
         else:
-            score, threshold, p_value, per_layer = self._check_trustops(layers, rows, labels)
+            score, threshold, p_value, per_layer = self._full_test(layers, rows, labels)
         details: dict[str, Any] = {
             "p_value": p_value,
             "statistic": self._statistic_name,
             "alpha": self.alpha,
-            "method": self._config["method"],
-            "backend": self._config["backend"],
-            "n_permutations": self._config["n_permutations"],
+            "method": self.method,
+            "backend": self.backend,
+            "n_permutations": self.n_permutations,
             "n_draws": n_draws,
-            "standardize": self._config["standardize"],
             "n_reference": n_reference,
             "n_batch": n_batch,
-            "class_matched": self._config["class_matching"],
+            "class_matched": self.class_matching,
             **per_layer,
         }
         return MonitorResult(alarm=score > threshold, score=score, threshold=threshold, details=details)
 
     def _sequential(self, n_total: int) -> bool:
-        return self._config["stop_after"] is not None and n_total <= SEQUENTIAL_MAX_ROWS
+        return self.stop_after is not None and n_total <= SEQUENTIAL_MAX_ROWS
 
     def _test_rows(
         self, name: str, raw_batch: Tensor, rows: Tensor | None, *, squared_distances: bool = False
     ) -> tuple[Tensor, Tensor, GaussianKernelSum, Tensor | None]:
-        """One test's reference and batch rows, standardized, and the kernel to compare them with.
+        """One test's reference and batch rows, standardized by their pooled rows, and the kernel to compare them with.
 
-        With ``squared_distances`` (pooled standardization only) also the shape-(n + m, n + m)
-        squared distances of the pooled rows, which the bandwidth was taken from.
+        With ``squared_distances`` also the shape-(n + m, n + m) squared distances of the pooled
+        rows, which the bandwidth was taken from.
         """
         layer = self._layers[name]
-        if self._config["standardize"] == "reference":
-            x = layer.reference if rows is None else layer.reference[rows]
-            return x, self._standardized(name, raw_batch), layer.kernel, None
         raw_reference = layer.raw if rows is None else layer.raw[rows]
         standardizer = Standardizer.pooled(raw_reference, raw_batch)
         x, y = standardizer(raw_reference), standardizer(raw_batch)
         pooled = torch.cat([x, y])
         squared = None
-        if squared_distances and pooled.shape[0] <= self._config["bandwidth_rows"]:
+        if squared_distances and pooled.shape[0] <= self.bandwidth_rows:
             left, right = augmented_factors(pooled)
             squared = torch.mm(left, right.T).clamp_(min=0)
             upper = squared[torch.triu_indices(*squared.shape, offset=1).unbind()]
             upper = upper[upper > 0]
             sigma = float(upper.median().sqrt()) if upper.numel() else 0.0  # the median heuristic, as median_bandwidth
         else:
-            sigma = median_bandwidth(pooled, max_rows=self._config["bandwidth_rows"], generator=self._generator)
+            sigma = median_bandwidth(pooled, max_rows=self.bandwidth_rows, generator=self._generator)
         _require_spread(sigma, name, f"The reference and batch rows{{where}} are all equal (median distance {sigma})")
         kernel = GaussianKernelSum(sigma, layer.kernel.powers)
         return x.to(self._dtype).to(self._device), y.to(self._dtype).to(self._device), kernel, squared
@@ -470,12 +413,12 @@ class MMDAdversarialMonitor(Monitor):
         x, y, kernel, squared = self._test_rows(name, raw_batch, rows, squared_distances=True)
         n_reference, n_batch = x.shape[0], y.shape[0]
         if squared is None:
-            pooled = reference_kernel(torch.cat([x, y]), kernel, tile_size=self._config["tile_size"])
+            pooled = reference_kernel(torch.cat([x, y]), kernel, tile_size=self.tile_size)
         else:
             squared = squared.to(self._dtype).to(self._device)
             pooled = kernel.fill(squared, torch.empty_like(squared)).fill_diagonal_(0)
         pooled_labels = None
-        if self._config["class_matching"]:
+        if self.class_matching:
             pooled_labels = torch.cat([self._reference_predictions[rows], labels])
 
         def mmd2(weights: Tensor) -> Tensor:
@@ -492,34 +435,34 @@ class MMDAdversarialMonitor(Monitor):
 
         observed = float(mmd2(random_split_weights(n_reference, n_reference + n_batch, 0, dtype=self._dtype))[0])
         result = sequential_p_value(
-            observed, draw, max_draws=self._config["n_permutations"], stop_after=self._config["stop_after"]
+            observed, draw, max_draws=self.n_permutations, stop_after=self.stop_after
         )
         return result.p_value, result.n_draws, {"mmd2": observed}
 
-    def _check_trustops(
+    def _full_test(
         self, layers: dict[str, Tensor], rows: Tensor | None, labels: Tensor | None
     ) -> tuple[float, float, float, dict[str, float]]:
-        wild = self._config["method"] == "wild_bootstrap"
-        n_draws, tile_size = self._config["n_permutations"], self._config["tile_size"]
+        """``(score, threshold, p_value, per-layer details)`` of one test drawing all ``n_permutations``."""
+        wild = self.method == "wild_bootstrap"
+        n_draws, tile_size = self.n_permutations, self.tile_size
         n_batch = next(iter(layers.values())).shape[0]
         n_reference = self._n_reference if rows is None else rows.numel()
         batch_order = None
         if wild:
             draws = draw_signs(n_draws, n_batch, self._generator)
-            if self._config["class_matching"]:  # pair every batch row with a reference row of its class
+            if self.class_matching:  # pair every batch row with a reference row of its class
                 rows = rows[self._reference_predictions[rows].argsort(stable=True)]
                 batch_order = labels.argsort(stable=True)
-        elif self._config["class_matching"]:
+        elif self.class_matching:
             pooled_labels = torch.cat([self._reference_predictions[rows], labels])
             draws = draw_stratified_permutations(pooled_labels, n_draws, self._generator)
         else:
             draws = draw_permutations(n_reference + n_batch, n_draws, self._generator)
         statistic = wild_bootstrap_mmd2 if wild else permutation_mmd2
         per_layer_stats = []
-        for name, layer in self._layers.items():
+        for name in self._layers:
             x, y, kernel, _ = self._test_rows(name, layers[name] if batch_order is None else layers[name][batch_order], rows)
-            block = self._reference_block(layer, rows) if self._config["standardize"] == "reference" else None
-            per_layer_stats.append(statistic(x, y, kernel, draws, tile_size=tile_size, reference_block=block).cpu())
+            per_layer_stats.append(statistic(x, y, kernel, draws, tile_size=tile_size).cpu())
         stats = torch.stack(per_layer_stats)
         score, threshold, p_value = self._decide(self._combine(stats))
         if len(self._layers) == 1:
@@ -529,20 +472,6 @@ class MMDAdversarialMonitor(Monitor):
             per_layer[f"mmd2/{name}"] = float(layer_stats[0])
             per_layer[f"p_value/{name}"] = float(plus_one_p_value(layer_stats))
         return score, threshold, p_value, per_layer
-
-    def _check_alibi(self, layers: dict[str, Tensor], rows: Tensor | None) -> tuple[float, float, float, dict]:
-        (name, raw_batch), = layers.items()
-        x, y, kernel, _ = self._test_rows(name, raw_batch, rows)
-        seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
-        mmd2, p_value, threshold = alibi_permutation_test(
-            x.cpu().numpy(),
-            y.cpu().numpy(),
-            kernel,
-            n_permutations=self._config["n_permutations"],
-            alpha=self.alpha,
-            seed=seed,
-        )
-        return mmd2, threshold, p_value, {"mmd2": mmd2}
 
     # -- repeated tests -------------------------------------------------------------------------
 
@@ -579,16 +508,13 @@ class MMDAdversarialMonitor(Monitor):
                     f"but the {side} has only {size} rows. Pass a larger {side} or a smaller n_samples."
                 )
         batch_rows = draw_subsets(n_batch, n_tests, n_samples, self._generator)
-        if self._config["class_matching"]:
+        if self.class_matching:
             reference_rows = torch.stack(
                 [draw_matched(self._class_index, labels[rows], n_samples, self._generator) for rows in batch_rows]
             )
         else:
             reference_rows = draw_subsets(self._n_reference, n_tests, n_samples, self._generator)
-        if self._config["backend"] == "alibi_detect":
-            p_values = self._alibi_p_values(layers, reference_rows, batch_rows)
-        else:
-            p_values = self._batched_p_values(layers, reference_rows, batch_rows, labels)
+        p_values = self._batched_p_values(layers, reference_rows, batch_rows, labels)
         return summarize(p_values, alpha=self.alpha, n_samples=n_samples, confidence=confidence)
 
     def baseline_rate(self, held_out: Any, **options: Any) -> DetectionRate:
@@ -598,10 +524,11 @@ class MMDAdversarialMonitor(Monitor):
     def _batched_p_values(
         self, layers: dict[str, Tensor], reference_rows: Tensor, batch_rows: Tensor, labels: Tensor | None
     ) -> Tensor:
+        """Shape-(T,) p-values of the tests of rows ``reference_rows[t]`` against ``batch_rows[t]``."""
         n_tests, n_samples = batch_rows.shape
-        n_draws = self._config["n_permutations"]
-        matched = self._config["class_matching"]
-        if self._config["method"] == "wild_bootstrap":
+        n_draws = self.n_permutations
+        matched = self.class_matching
+        if self.method == "wild_bootstrap":
             if matched:  # pair every batch row with a reference row of its class
                 reference_rows = reference_rows.gather(
                     1, self._reference_predictions[reference_rows].argsort(dim=1, stable=True)
@@ -619,21 +546,13 @@ class MMDAdversarialMonitor(Monitor):
             weights, statistic = permutation_weights(n_samples, permutations, dtype=self._dtype), batched_mmd2
         weights = weights.to(self._device)
         per_layer = []
-        pooled = self._config["standardize"] == "pooled"
+        itemsize = torch.empty((), dtype=self._dtype).element_size()
         for name, layer in self._layers.items():
-            batch_rows_std = None if pooled else self._standardized(name, layers[name])
+            kernel = GaussianKernelSum(1.0, layer.kernel.powers)  # each test's rows are divided by its own bandwidth
             layer_stats = []
-            itemsize = torch.empty((), dtype=self._dtype).element_size()
             for chunk in chunks_of_tests(n_tests, 2 * n_samples, itemsize):
-                rows = reference_rows[chunk]
-                if pooled:
-                    x, y = self._pooled_tests(layer.raw[rows], layers[name][batch_rows[chunk]])
-                    kernel, blocks = GaussianKernelSum(1.0, layer.kernel.powers), None
-                else:
-                    cached = self._reference_block(layer, None)
-                    blocks = None if cached is None else cached[rows[:, :, None], rows[:, None, :]]
-                    x, y, kernel = layer.reference[rows], batch_rows_std[batch_rows[chunk]], layer.kernel
-                layer_stats.append(statistic(x, y, kernel, weights[chunk], reference_blocks=blocks).cpu())
+                x, y = self._pooled_tests(layer.raw[reference_rows[chunk]], layers[name][batch_rows[chunk]])
+                layer_stats.append(statistic(x, y, kernel, weights[chunk]).cpu())
             per_layer.append(torch.cat(layer_stats))
         return plus_one_p_value(self._combine(torch.stack(per_layer, dim=1)))
 
@@ -644,8 +563,8 @@ class MMDAdversarialMonitor(Monitor):
         std = pooled.std(dim=1, correction=0, keepdim=True)
         pooled = (pooled - pooled.mean(dim=1, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
         sample = pooled
-        if pooled.shape[1] > self._config["bandwidth_rows"]:
-            sample = pooled[:, torch.randperm(pooled.shape[1], generator=self._generator)[: self._config["bandwidth_rows"]]]
+        if pooled.shape[1] > self.bandwidth_rows:
+            sample = pooled[:, torch.randperm(pooled.shape[1], generator=self._generator)[: self.bandwidth_rows]]
         upper = torch.triu_indices(sample.shape[1], sample.shape[1], offset=1)
         distances = torch.cdist(sample, sample)[:, upper[0], upper[1]]
         sigma = distances.masked_fill(distances <= 0, math.nan).nanmedian(dim=1).values
@@ -655,30 +574,14 @@ class MMDAdversarialMonitor(Monitor):
         n_reference = raw_reference.shape[1]
         return pooled[:, :n_reference], pooled[:, n_reference:]
 
-    def _alibi_p_values(self, layers: dict[str, Tensor], reference_rows: Tensor, batch_rows: Tensor) -> Tensor:
-        (name, _), = self._layers.items()
-        p_values = []
-        for x_rows, y_rows in zip(reference_rows, batch_rows):
-            seed = int(torch.randint(0, 2**62, (1,), generator=self._generator))
-            x, y, kernel, _ = self._test_rows(name, layers[name][y_rows], x_rows)
-            _, p_value, _ = alibi_permutation_test(
-                x.cpu().numpy(),
-                y.cpu().numpy(),
-                kernel,
-                n_permutations=self._config["n_permutations"],
-                alpha=self.alpha,
-                seed=seed,
-            )
-            p_values.append(p_value)
-        return torch.tensor(p_values, dtype=torch.float64)
-
     # -- per-sample scores ------------------------------------------------------------------------
 
     def sample_scores(self, batch: Any, *, predictions: Any = None, layer: str | None = None) -> SampleScores:
         """Each batch sample's contribution, witness and mean-embedding score (see :mod:`monitors.mmd.sample_scores`).
 
-        The reference sample is the one :meth:`check` would use (class-matched when enabled).
-        ``layer`` picks the layer when several were fitted.
+        The reference sample is the one :meth:`check` would use (class-matched when enabled).  The
+        scores use the scaling and bandwidth ``fit`` learned from the reference, the same for every
+        batch, so they compare between batches.  ``layer`` picks the layer when several were fitted.
         """
         self._require_fitted("sample_scores")
         layers, labels = self._batch(batch, predictions)
@@ -690,15 +593,13 @@ class MMDAdversarialMonitor(Monitor):
             raise MonitorInputError(f"`layer` must name one of the fitted layers {list(self._layers)}. Got: {layer!r}")
         fitted = self._layers[layer]
         rows = self._reference_rows(labels, None)
-        block = self._reference_block(fitted, rows)
         return sample_scores(
             fitted.reference if rows is None else fitted.reference[rows],
             self._standardized(layer, layers[layer]),
             fitted.kernel,
             layer=layer,
             predictions=labels,
-            reference_sum=None if block is None else float(block.sum(dtype=torch.float64)),
-            tile_size=self._config["tile_size"],
+            tile_size=self.tile_size,
         )
 
     def top_k(
@@ -709,8 +610,11 @@ class MMDAdversarialMonitor(Monitor):
 
     # -- state ------------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """Options, generator state and fitted reference, as plain Python and CPU tensors."""
+    _legacy_state_keys = {2: frozenset({"config", "generator_state", "fitted"})}
+    _REMOVED_OPTIONS = {"reference_cache_rows": 4096, "standardize": "pooled"}  # version 2's, with their defaults
+
+    def _inner_state(self) -> dict[str, Any]:
+        """Generator state and fitted reference, as plain Python and CPU tensors."""
         fitted = None
         if self._layers:
             fitted = {
@@ -729,22 +633,29 @@ class MMDAdversarialMonitor(Monitor):
                 if self._reference_predictions is None
                 else self._reference_predictions.clone(),
             }
-        return {
-            "version": STATE_VERSION,
-            "config": dict(self._config),
-            "generator_state": self._generator.get_state(),
-            "fitted": fitted,
-        }
+        return {"generator_state": self._generator.get_state(), "fitted": fitted}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore options, generator and fitted reference from :meth:`state_dict`."""
-        missing = {"version", "config", "generator_state", "fitted"} - set(state)
-        if missing or state["version"] != STATE_VERSION:
-            raise MonitorInputError(
-                f"Not an {type(self).__name__} state (version {STATE_VERSION}); "
-                f"missing keys: {sorted(missing)}, version: {state.get('version')!r}"
+    @classmethod
+    def _migrate_legacy_config(cls, version: int, config: dict[str, Any]) -> dict[str, Any]:
+        """Version 2 named the engine in a ``backend`` option (each engine is now its own class) and had
+        ``standardize`` and ``reference_cache_rows``, which the product never changed from their defaults."""
+        removed = {key: config.pop(key, default) for key, default in cls._REMOVED_OPTIONS.items()}
+        if removed["standardize"] != "pooled":
+            warnings.warn(
+                f"This {cls.__name__} state was saved with standardize={removed['standardize']!r}, which is no longer "
+                "offered (small tests rejected too often); its checks now standardize by the pooled rows, the exact test.",
+                stacklevel=3,
             )
-        self._configure(**state["config"])
+        backend = config.pop("backend", "trustops")
+        if backend != cls.backend:
+            owner = "AlibiDetectMMDMonitor (monitors.mmd.alibi_backend)" if backend == "alibi_detect" else "MMDAdversarialMonitor"
+            raise MonitorStateError(
+                f"This state was saved with backend={backend!r}; {cls.__name__} runs {cls.backend!r}. Load it with {owner}."
+            )
+        return config
+
+    def _load_inner_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the generator and fitted reference of :meth:`_inner_state`."""
         self._generator.set_state(state["generator_state"])
         self._layers, self._reference_predictions, self._class_index = {}, None, None
         fitted = state["fitted"]

@@ -13,7 +13,6 @@ from monitors.errors import MonitorInputError
 from monitors.sequential import DEFAULT_STOP_AFTER, log_score, resampling_options, sequential_p_value
 
 METHODS = ("pearson", "g_test")
-STATE_VERSION = 2
 
 
 class PredictionShiftMonitor(Monitor):
@@ -72,7 +71,7 @@ class PredictionShiftMonitor(Monitor):
                         stop_after=stop_after, seed=seed)
         self._counts: np.ndarray | None = None
 
-    def _configure(self, **config: Any) -> None:
+    def _validate_options(self, config: dict[str, Any]) -> dict[str, Any]:
         config["alpha"], config["max_draws"], config["stop_after"] = resampling_options(
             config["alpha"], config["max_draws"], config["stop_after"]
         )
@@ -80,12 +79,8 @@ class PredictionShiftMonitor(Monitor):
             config["n_classes"] = _inputs.integer(config["n_classes"], "n_classes", minimum=2)
         _inputs.choice(config["method"], "method", METHODS)
         config["seed"] = _inputs.integer(config["seed"], "seed", minimum=0)
-        self._config = config
         self._generator = np.random.default_rng(config["seed"])
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)
+        return config
 
     @property
     def reference_counts(self) -> tuple[int, ...]:
@@ -94,7 +89,7 @@ class PredictionShiftMonitor(Monitor):
 
     def _classes(self, data: Any, name: str) -> np.ndarray:
         labels = _inputs.classes(data, name)
-        n_classes = self._config["n_classes"]
+        n_classes = self.n_classes
         if n_classes is not None and labels.max() >= n_classes:
             raise MonitorInputError(
                 f"`{name}` holds class {int(labels.max())}, but n_classes={n_classes} allows 0 ... {n_classes - 1}."
@@ -110,7 +105,7 @@ class PredictionShiftMonitor(Monitor):
             Shape-(N,) predicted classes, or shape-(N, K) class probabilities (their argmax is used).
         """
         labels = self._classes(reference, "reference")
-        size = self._config["n_classes"] or int(labels.max()) + 1
+        size = self.n_classes or int(labels.max()) + 1
         self._counts = np.bincount(labels, minlength=size)
         return self
 
@@ -120,7 +115,7 @@ class PredictionShiftMonitor(Monitor):
         observed = np.stack([pooled - batch_counts, batch_counts])  # (2, B, K)
         rows = np.array([n_total - n_batch, n_batch], dtype=float)[:, None, None]
         expected = rows * pooled / n_total
-        if self._config["method"] == "pearson":
+        if self.method == "pearson":
             return ((observed - expected) ** 2 / expected).sum(axis=(0, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(observed > 0, observed * np.log(observed / expected), 0.0)
@@ -144,9 +139,9 @@ class PredictionShiftMonitor(Monitor):
             counts = self._generator.multivariate_hypergeometric(pooled, n_batch, size=count)
             return self._statistic(counts.astype(float), pooled, n_batch)
 
-        test = sequential_p_value(observed, draw, max_draws=self._config["max_draws"],
-                                  stop_after=self._config["stop_after"])
-        alarm, score, threshold = log_score(test.p_value, self._config["alpha"])
+        test = sequential_p_value(observed, draw, max_draws=self.max_draws,
+                                  stop_after=self.stop_after)
+        alarm, score, threshold = log_score(test.p_value, self.alpha)
         details = {
             "p_value": test.p_value,
             "n_draws": test.n_draws,
@@ -156,17 +151,13 @@ class PredictionShiftMonitor(Monitor):
         }
         return MonitorResult(alarm=alarm, score=score, threshold=threshold, details=details)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Options and reference class counts, as JSON-able Python."""
-        counts = None if self._counts is None else [int(c) for c in self._counts]
-        return {"version": STATE_VERSION, "config": dict(self._config), "reference_counts": counts}
+    _legacy_state_keys = {2: frozenset({"config", "reference_counts"})}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION or not {"config", "reference_counts"} <= set(state):
-            raise MonitorInputError(
-                f"Not a {type(self).__name__} state (version {STATE_VERSION}). Got keys: {sorted(state)}"
-            )
-        self._configure(**state["config"])
+    def _inner_state(self) -> dict[str, Any]:
+        """The reference class counts, as JSON-able Python."""
+        return {"reference_counts": None if self._counts is None else [int(c) for c in self._counts]}
+
+    def _load_inner_state(self, state: Mapping[str, Any]) -> None:
         counts = state["reference_counts"]
         self._counts = None if counts is None else np.asarray(counts, dtype=np.int64)
 

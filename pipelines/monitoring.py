@@ -16,18 +16,16 @@ from steps.monitoring.check_captures import check_captures
 from steps.monitoring.collect_captures import collect_captures
 from steps.monitoring.send_alerts import send_alerts
 from steps.registry.load_registered_model import resolve_registered_version
+from trustops.monitoring.checking import PassOptions
 
 
 @pipeline(enable_cache=False)
 def monitoring_pipeline(
     model_name: str,
     model_version: str,
-    monitors: list[str],
     state: str,
     tracker: str,
-    false_page_budget: float = 500.0,
-    drift_report: str = "on_shift",
-    permutations: int | None = None,
+    options: PassOptions,
     capture_uri: str | None = None,
     traffic: str = "production",
 ) -> None:
@@ -37,8 +35,6 @@ def monitoring_pipeline(
     model_info = tracked(resolve_registered_version)(model_name=model_name, model_version=model_version)
     collected, monitoring_run_id = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri,
                                                              traffic=traffic)
-    checked = tracked(check_captures)(model_info=model_info, collected=collected, monitors=monitors, state=state,
-                                      false_page_budget=false_page_budget, drift_report=drift_report,
-                                      permutations=permutations)
+    checked = tracked(check_captures)(model_info=model_info, collected=collected, state=state, options=options)
     charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state, monitoring_run_id=monitoring_run_id)
     tracked(send_alerts)(collected=collected, checked=checked, charted=charted, model_info=model_info, state=state)

@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
                          help="Evidently's drift report over the pass's rows, as HTML and as a snapshot in the Evidently "
                               "workspace (`always` draws every pass in `trustops drift-ui`; default: %(default)s)")
+    monitor.add_argument("--combine-layers", nargs="+", default=None, metavar="LAYER",
+                         help="test these layers together in mmd_adversarial, one Fisher combination (e.g. block2 penultimate; "
+                              "each captured: train with capture.layers=[block2]). Default: the penultimate layer alone")
     monitor.add_argument("--repair", action="store_true",
                          help="first move damaged state files aside (NAME.damaged-TIME) and start them afresh")
 
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--model", default=DEFAULT_MODEL_NAME, help="NAME or NAME:VERSION (default: %(default)s)")
     schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
     schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
+    schedule.add_argument("--combine-layers", nargs="+", default=None, metavar="LAYER",
+                          help="as for `trustops monitor`: every scheduled pass tests these layers together in mmd_adversarial")
     schedule.add_argument("--zenml", action="store_true",
                           help="register a ZenML Schedule on the active stack's orchestrator (Kubernetes, Airflow) instead")
     schedule.add_argument("--delete", action="store_true",
@@ -311,9 +316,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         "trust": lambda: commands.trust_study(args.study, args.overrides),
         "monitor": lambda: commands.monitor(args.model, args.monitors, false_page_budget=args.false_page_budget,
                                             permutations=args.permutations, drift_report=args.drift_report,
-                                            repair=args.repair),
+                                            repair=args.repair, combine_layers=args.combine_layers),
         "predict": lambda: commands.predict(args),
         "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
+                                              combine_layers=args.combine_layers,
                                               on_stack=args.zenml, delete=args.delete),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed, dataset=args.dataset, source_dir=args.source_dir),
         "config": lambda: commands.train(args.overrides, cfg=args.cfg, info=args.info),

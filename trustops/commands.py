@@ -164,7 +164,7 @@ def trust_study(study: str, overrides: Sequence[str]) -> int:
 
 
 def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object = 500.0, permutations: int | None = None,
-            drift_report: str = "on_shift", repair: bool = False) -> int:
+            drift_report: str = "on_shift", repair: bool = False, combine_layers: list[str] | None = None) -> int:
     from trustops.runs.monitoring import repair_monitor_state, run_monitor
     from trustops.summary import format_table, ui_hint
 
@@ -173,7 +173,7 @@ def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object
         for line in repair_monitor_state(name, version or "latest") or ["No damaged monitor state; nothing to repair."]:
             print(line)
     report, run_id = run_monitor(name, version or "latest", monitors=monitors, false_page_budget=false_page_budget,
-                                 permutations=permutations, drift_report=drift_report)
+                                 permutations=permutations, drift_report=drift_report, combine_layers=combine_layers)
     if report.no_op:
         # A no-op pass may record no MLflow run at all (run_id None): it is a cheap poll.
         recorded = f" (MLflow run {run_id[:12]} records the no-op)" if run_id else ""
@@ -197,7 +197,7 @@ def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object
 
 
 def schedule(cron: str | None, model: str, *, print_crontab: bool, max_runs: int | None, on_stack: bool = False,
-             delete: bool = False) -> int:
+             delete: bool = False, combine_layers: list[str] | None = None) -> int:
     from trustops.errors import ConfigError
     from trustops.schedule import crontab_line, parse_cron, run_schedule
 
@@ -213,19 +213,25 @@ def schedule(cron: str | None, model: str, *, print_crontab: bool, max_runs: int
         return 0
     if not cron:
         raise ConfigError("--cron is required, e.g. --cron '*/5 * * * *' (UTC).")
+    if combine_layers:  # checked against the model now, not at the first tick
+        from trustops.runs.monitoring import check_combine_request, default_monitor_names, resolve_monitor_layers, resolve_monitored_model
+
+        name, _, version = model.partition(":")
+        resolve_monitor_layers(resolve_monitored_model(name, version or "latest", project_root()),
+                               check_combine_request(combine_layers, default_monitor_names()))
     if print_crontab:
-        print(crontab_line(cron, model, project_root()))
+        print(crontab_line(cron, model, project_root(), combine_layers=combine_layers))
         return 0
     if on_stack:
         from trustops.runs.monitor_schedule import schedule_on_stack
 
         name, _, version = model.partition(":")
-        schedule_name = schedule_on_stack(cron, name, version or "latest")
+        schedule_name = schedule_on_stack(cron, name, version or "latest", combine_layers=combine_layers)
         print(f"Registered ZenML schedule {schedule_name!r} ({cron!r}) on the active stack's orchestrator.")
         return 0
     parse_cron(cron)
     print(f"Monitoring {model} on schedule {cron!r} (UTC); Ctrl-C to stop.", flush=True)
-    return run_schedule(cron, lambda: monitor(model, None), max_runs=max_runs)
+    return run_schedule(cron, lambda: monitor(model, None, combine_layers=combine_layers), max_runs=max_runs)
 
 
 def predict(args) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from trustops.errors import ConfigError
 from trustops.metric_names import CHART_SIGNAL, CLEAN_ACCURACY, OLD_NAMES, TEST_ACCURACY
+from trustops.summary import cell_text, format_table
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,15 @@ class Comparison:
         if width is None:
             width = shutil.get_terminal_size(fallback=(0, 0)).columns or sys.maxsize
         header, body = self.table(transpose=transpose, short_ids=True, drop_empty=True)
-        cells = [[_text(v) for v in row] for row in body]
+        cells = [[cell_text(v) for v in row] for row in body]
         widths = fit_widths([max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)], width)
-        lines = [[shorten(c, w) for c, w in zip(row, widths)] for row in [header, *cells]]
-        text = [SEPARATOR.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
-        text.insert(1, SEPARATOR.join("-" * w for w in widths))
-        return "\n".join(text)
+        # Shortened here, not by rich: rich cuts a cell's end, and run names differ at the end.
+        header, *cells = [[shorten(c, w) for c, w in zip(row, widths)] for row in [header, *cells]]
+        return format_table(header, cells)
 
     def to_markdown(self, *, transpose: bool = False) -> str:
         def line(cells: Sequence[Any]) -> str:
-            return "| " + " | ".join(_text(c).replace("|", "\\|") for c in cells) + " |"
+            return "| " + " | ".join(cell_text(c).replace("|", "\\|") for c in cells) + " |"
 
         header, body = self.table(transpose=transpose, short_ids=True)
         return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in body)]) + "\n"
@@ -126,7 +126,7 @@ class Comparison:
         return out.getvalue()
 
 
-SEPARATOR = "  "
+SEPARATOR = "  "  # the gap format_table leaves between columns
 MIN_WIDTH = 8  # a shortened cell keeps its head, an ellipsis and its tail: "train-…0-f5"
 
 
@@ -155,14 +155,6 @@ def shorten(text: str, width: int) -> str:
         return text[:width]
     tail = (width - 1) // 2
     return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def select_runs(
@@ -208,8 +200,11 @@ def select_runs(
 
 
 def config_key(run) -> tuple:
-    """What makes two runs "the same configuration": experiment, job and every config param."""
-    params = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in RUN_SPECIFIC_PARAMS))
+    """What makes two runs "the same configuration": experiment, job and every config param.
+
+    A param logged as ``None`` (a setting left at its null default, e.g. ``capture.layers``) counts as
+    absent, so a run from before that setting existed matches a newer run of the same configuration."""
+    params = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in RUN_SPECIFIC_PARAMS and v != "None"))
     return run.info.experiment_id, run.data.tags.get("trustops_job", ""), params
 
 

@@ -31,11 +31,14 @@ def parse_cron(expression: str):
     return croniter(expression, datetime.now(timezone.utc))
 
 
-def crontab_line(expression: str, model: str, root: Path) -> str:
+def crontab_line(expression: str, model: str, root: Path, *, combine_layers: list[str] | None = None) -> str:
     parse_cron(expression)
     trustops = Path(sys.executable).parent / "trustops"
     log = root / ".trustops" / "monitoring" / "cron.log"
-    command = f"cd {shlex.quote(str(root))} && {shlex.quote(str(trustops))} monitor --model {shlex.quote(model)} >> {shlex.quote(str(log))} 2>&1"
+    combine = "".join(f" {shlex.quote(layer)}" for layer in combine_layers or ())
+    options = f" --combine-layers{combine}" if combine else ""
+    command = (f"cd {shlex.quote(str(root))} && {shlex.quote(str(trustops))} monitor --model {shlex.quote(model)}{options} "
+               f">> {shlex.quote(str(log))} 2>&1")
     return f"{expression} {command}"
 
 

@@ -175,6 +175,9 @@ class CaptureSettings:
 
     ``uri`` is a local folder or ``s3://bucket/prefix``; ``None`` means a folder per run under
     ``.trustops/captures``.  ``include`` is a regex of further module names to capture.
+    ``layers``: further layers captured in the reference *and* in the served traffic, by the names
+    ``detect.combine_layers`` accepts (``block<k>`` or ``features.<i>``), so that the monitor can
+    combine them with the penultimate layer (``trustops monitor --combine-layers block2 penultimate``).
     """
 
     enabled: bool = True
@@ -182,9 +185,12 @@ class CaptureSettings:
     backend: str = "native"
     include: str | None = None
     endpoint_url: str | None = None
+    layers: list[str] | None = None
 
     def __post_init__(self) -> None:
         _choice("capture.backend", self.backend, CAPTURE_BACKENDS)
+        _require(self.layers is None or (not isinstance(self.layers, str) and all(isinstance(n, str) and n for n in self.layers)),
+                 f"capture.layers must be null or a list of layer names (e.g. [block2]). Got: {self.layers!r}")
         if self.include is not None:
             try:
                 re.compile(self.include)
@@ -327,6 +333,17 @@ class DetectSettings:
         fixed list cannot fit both)."""
         epsilons = self.layer_table_epsilons or [attack.epsilon * factor for factor in (0.25, 0.5, 1.0, 2.0)]
         return sorted(set(float(e) for e in epsilons))
+
+
+def check_combine_layers(names: Any, setting: str) -> tuple[str, ...] | None:
+    """``names`` as a tuple, or ``None`` for the penultimate layer alone; a :class:`ConfigError` unless
+    it is null or two or more distinct non-empty names (which ones a model has is checked against it)."""
+    if names is None or (not isinstance(names, str) and len(names) == 0):
+        return None
+    valid = not isinstance(names, str) and len(names) >= 2 and all(isinstance(n, str) and n for n in names)
+    _require(valid and len(set(names)) == len(names),
+             f"{setting} must be null or at least two distinct layer names (e.g. block2 penultimate). Got: {names!r}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)

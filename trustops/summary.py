@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from trustops.metric_names import TEST_ACCURACY, read_metric
 from trustops.paths import default_tracking_uri
 
 
-def _cell(value) -> str:
+_NEVER_WRAP = 1_000_000  # columns: rich lays a table out no wider than its console
+
+
+def cell_text(value: object) -> str:
+    """How a table shows a value: floats to 4 decimals, ``None`` as ``-``."""
     if isinstance(value, float):
         return f"{value:.4f}"
     return "-" if value is None else str(value)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join([line, rule, *body])
+    """A table for people, drawn by rich: a header, a rule of ``-``, then one line per row.
+
+    Nothing is wrapped or cut whatever the width (a long row runs on, as in a log or a pipe, and
+    a terminal folds it); a caller that must fit a width shortens the cells first, as
+    :meth:`trustops.compare.Comparison.to_text` does.  Cells are plain text: rich markup,
+    emoji codes and highlighting are not applied, and no colour codes are written.
+    """
+    from rich.box import Box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # rich's SIMPLE_HEAD in ASCII: no edges, blank column lines, a rule of "-" under the header.
+    rule_under_header = Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+    table = Table(box=rule_under_header, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for header in headers:
+        table.add_column(Text(header), no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(cell_text(value)) for value in row))
+    out = io.StringIO()
+    Console(file=out, width=_NEVER_WRAP, color_system=None).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def ui_hint() -> str:

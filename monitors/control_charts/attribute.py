@@ -43,9 +43,6 @@ class _AttributeChart(ShewhartChart):
             self._set_params({"p": self.p0})
             self.reset()
 
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "n": self.n, "p0": self.p0}
-
     def _validated(self, data: Any, name: str, ndims: tuple[int, ...]) -> np.ndarray:
         """Validated shape-(T,) counts (or fractions, for a p chart of kind "proportion")."""
         array = _inputs.finite_array(data, name, ndims=ndims).reshape(-1)
@@ -143,9 +140,6 @@ class PChart(_AttributeChart):
     ) -> None:
         self.kind = _inputs.choice(kind, "kind", KINDS)
         super().__init__(n=n, L=L, rules=rules, p0=p0, min_baseline=min_baseline, history_size=history_size)
-
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "kind": self.kind}
 
     def _set_params(self, params: dict[str, Any]) -> None:
         p = float(params["p"])

@@ -24,8 +24,6 @@ from monitors.base import Monitor, MonitorResult
 from monitors import _inputs
 from monitors.errors import MonitorConfigError, MonitorNotFittedError
 
-STATE_VERSION = 1
-
 Stream = dict[str, np.ndarray]
 """Running state of R streams: every array has the stream on its first axis."""
 
@@ -98,11 +96,11 @@ class ChartPoint:
 
 
 class ChartState(TypedDict):
-    """What :meth:`ControlChart.state_dict` returns: plain JSON (lists, floats, str, None)."""
+    """The ``state`` of :meth:`ControlChart.state_dict`'s envelope (:mod:`monitors._state`): plain JSON.
 
-    chart: str  # the chart's plugin name
-    version: int  # layout version of this dictionary
-    config: dict[str, Any]  # constructor arguments; must match the chart it is loaded into
+    The envelope's ``config`` holds the constructor arguments, which must match the chart it is loaded into.
+    """
+
     params: dict[str, Any] | None  # Phase I result (centre lines, standard deviations); None before fit
     stream: dict[str, Any] | None  # running statistics of the one product stream
     count: int  # observations since fit/reset
@@ -253,15 +251,14 @@ class ControlChart(Monitor):
             )
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> ChartState:  # type: ignore[override]
+    _legacy_state_keys = {1: frozenset({"chart", "config", "params", "stream", "count", "n_signals", "history"})}
+
+    def _inner_state(self) -> ChartState:  # type: ignore[override]
         """Everything needed to continue exactly where this chart stopped, as plain JSON types."""
         stream = None
         if self.fitted:
             stream = {key: _to_json(value[0]) for key, value in self._stream.items()}
         return ChartState(
-            chart=self.name,
-            version=STATE_VERSION,
-            config=self._config(),
             params=None if self._params is None else dict(self._params),
             stream=stream,
             count=self._count,
@@ -269,29 +266,26 @@ class ControlChart(Monitor):
             history=[point.to_dict() for point in self._history],
         )
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output into a chart built with the same constructor arguments.
+    def _load_config(self, config: dict[str, Any]) -> None:
+        """A chart's state is only meaningful with its settings: a state saved with others is refused.
 
         Raises
         ------
         MonitorConfigError
-            If the state belongs to another chart type, another layout version, or was saved by a
-            chart with different constructor arguments (use :meth:`from_state_dict` to rebuild one).
+            If the state was saved by a chart with different constructor arguments (use
+            :meth:`from_state_dict` to rebuild one).
         """
-        if state.get("chart") != self.name or state.get("version") != STATE_VERSION:
-            raise MonitorConfigError(
-                f"This state is for chart {state.get('chart')!r} (layout v{state.get('version')}); "
-                f"{type(self).__name__} loads {self.name!r} v{STATE_VERSION}."
-            )
-        mine = self._config()
-        saved = dict(state["config"])
-        if saved != mine:
-            changed = sorted(key for key in mine.keys() | saved.keys() if mine.get(key) != saved.get(key))
-            diffs = "; ".join(f"{key}: saved {saved.get(key)!r}, here {mine.get(key)!r}" for key in changed)
+        mine = self.config
+        if config != mine:
+            changed = sorted(key for key in mine.keys() | config.keys() if mine.get(key) != config.get(key))
+            diffs = "; ".join(f"{key}: saved {config.get(key)!r}, here {mine.get(key)!r}" for key in changed)
             raise MonitorConfigError(
                 f"The state was saved by a {self.name} chart with other settings ({diffs}). "
                 f"Build the chart with the saved settings, e.g. {type(self).__name__}.from_state_dict(state)."
             )
+
+    def _load_inner_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`_inner_state`; a malformed state raises :class:`MonitorConfigError` and changes nothing."""
         previous = self._params
         try:
             params = state["params"]
@@ -318,18 +312,7 @@ class ControlChart(Monitor):
         self._history.clear()
         self._history.extend(history)
 
-    @classmethod
-    def from_state_dict(cls, state: Mapping[str, Any]) -> Self:
-        """A chart built with the saved constructor arguments and loaded with ``state``."""
-        chart = cls(**state["config"])
-        chart.load_state_dict(state)
-        return chart
-
     # ------------------------------------------------------------------ subclass hooks
-    def _config(self) -> dict[str, Any]:
-        """Constructor arguments as plain JSON (lists, not tuples)."""
-        return {"min_baseline": self.min_baseline, "history_size": self.history_size}
-
     @abc.abstractmethod
     def _estimate(self, reference: Any) -> dict[str, Any]:
         """Phase I: validate ``reference`` and return the parameters ``_set_params`` takes."""

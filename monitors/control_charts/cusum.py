@@ -11,7 +11,6 @@ new mean is estimated as ``mean + sigma (k + C+ / N+)`` (and symmetrically below
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
@@ -91,16 +90,6 @@ class CUSUMChart(IndividualObservations, ControlChart):
     def threshold(self) -> float:
         """``h``: a point signals when either sum exceeds it."""
         return self.h
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            **super()._config(),
-            "k": self.k,
-            "h": self.h,
-            "headstart": self.headstart,
-            "reset_on_signal": self.reset_on_signal,
-            **self._observation_config(),
-        }
 
     def _initial_stream(self, replications: int) -> Stream:
         start = np.full(replications, self.headstart)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -79,15 +78,6 @@ class EWMAChart(IndividualObservations, ControlChart):
     def threshold(self) -> float:
         """``L``: a point signals when its standardised EWMA exceeds it in absolute value."""
         return self.L
-
-    def _config(self) -> dict[str, Any]:
-        return {
-            **super()._config(),
-            "lam": self.lam,
-            "L": self.L,
-            "limits": self.limits,
-            **self._observation_config(),
-        }
 
     def _initial_stream(self, replications: int) -> Stream:
         # decay = (1 - lam)^(2 i), kept as a running product so that any split of a stream into

@@ -33,9 +33,6 @@ class IndividualObservations:
             self._set_params({"mean": self.mean, "sigma": self.sigma})
             self.reset()  # type: ignore[attr-defined]
 
-    def _observation_config(self) -> dict[str, Any]:
-        return {"mean": self.mean, "sigma": self.sigma, "sigma_method": self.sigma_method}
-
     def _estimate(self, reference: Any) -> dict[str, Any]:
         return estimate_individuals(
             reference, mean=self.mean, sigma=self.sigma, sigma_method=self.sigma_method, min_baseline=self.min_baseline

@@ -57,9 +57,6 @@ class IndividualsChart(IndividualObservations, ShewhartChart):
         super().__init__(L=L, rules=rules, min_baseline=min_baseline, history_size=history_size)
         self._init_observations(mean, sigma, sigma_method)
 
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), **self._observation_config()}
-
     def _set_params(self, params: dict[str, Any]) -> None:
         super()._set_params(params)
         self._panel = ShewhartPanel(self._params["mean"], self._params["sigma"], self.L, self.rules)

@@ -11,7 +11,6 @@ clipped).  The margin, not ``|z|``, is the score because run rules can fire insi
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
@@ -48,9 +47,6 @@ class ShewhartChart(ControlChart):
         """Centre line, limits and rules in force."""
         self._require_fitted()
         return self._panel
-
-    def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "L": self.L, "rules": list(self.rules)}
 
     def _statistic(self, observations: np.ndarray) -> np.ndarray:
         """Shape-(R, T) plotted statistic of shape-(R, T, ...) observations."""

@@ -102,16 +102,6 @@ class XbarSChart(ControlChart):
         self._require_fitted()
         return self._xbar, self._s
 
-    def _config(self) -> dict[str, Any]:
-        return {
-            **super()._config(),
-            "n": self.n,
-            "L": self.L,
-            "rules": list(self.rules),
-            "mean": self.mean,
-            "sigma": self.sigma,
-        }
-
     @staticmethod
     def _given_params(n: int, mean: float, sigma: float) -> dict[str, Any]:
         c = c4(n)

@@ -11,7 +11,7 @@ module              job
 ``class_matching``  reference subsamples that match the batch's predicted class mix
 ``detection_rate``  the repeated-test detection rate and its binomial interval
 ``sample_scores``   per-sample witness, contribution and mean-embedding scores
-``alibi_backend``   the optional alibi-detect ``MMDDrift`` engine
+``alibi_backend``   ``AlibiDetectMMDMonitor``: the monitor with alibi-detect's ``MMDDrift``
 ``inputs``          coercion and checks of user input, with clear errors
 ==================  =================================================================
 

@@ -1,5 +1,6 @@
 """Step: PGD adversarial versions of a data split, with attack success and example images."""
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from trustops.tracking import log_batch
 
 @step(enable_cache=False)
 def attack_split(
-    model: nn.Module, model_info: dict[str, Any], attack: dict[str, Any]
+    model: nn.Module, model_info: dict[str, Any], settings: AttackSettings
 ) -> tuple[
     Annotated[np.ndarray, "clean_inputs"],
     Annotated[np.ndarray, "adversarial_inputs"],
@@ -28,14 +29,13 @@ def attack_split(
 
     import mlflow
 
-    settings = AttackSettings(**attack)
     inputs, labels, clamp = load_split(RegisteredModel.from_dict(model_info), settings.split)
     adversarial = pgd_attack(model, inputs, labels, norm=settings.norm, epsilon=settings.epsilon,
                              step_size=settings.effective_step_size, steps=settings.steps, clamp=clamp)
     metrics = attack_metrics(model, inputs, adversarial, labels)
     values = {"clean_accuracy": metrics.clean_accuracy, "adversarial_accuracy": metrics.adversarial_accuracy,
               "attack_success_rate": metrics.attack_success_rate}
-    log_batch(params={f"attack.{k}": v for k, v in attack.items()}, metrics=values)
+    log_batch(params={f"attack.{k}": v for k, v in asdict(settings).items()}, metrics=values)
     with tempfile.TemporaryDirectory() as folder:
         path = plot_attack_examples(inputs, adversarial, Path(folder) / "attack_examples.png", n=6,
                                     image_shape=tuple(inputs.shape[-2:]) if inputs.ndim == 4 else None, labels=labels)

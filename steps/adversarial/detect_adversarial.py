@@ -1,5 +1,6 @@
 """Step: the LADIS evaluation on captured activations, with its tables and figures."""
 
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
 import matplotlib.pyplot as plt
@@ -10,7 +11,7 @@ from zenml import step
 
 from trustops.attacks import pgd_attack
 from trustops.capture import open_capture
-from trustops.detection.ladis import DetectionSettingsView, layer_table, run_combined_detection, run_detection
+from trustops.detection.ladis import layer_table, run_combined_detection, run_detection
 from trustops.detection.layers import layer_activations, resolve_layers
 from trustops.detection.plots import embedding_figure, layer_table_figure, suspicious_inputs_figure
 from trustops.registry import RegisteredModel
@@ -27,16 +28,13 @@ def detect_adversarial(
     clean_inputs: np.ndarray,
     adversarial_inputs: np.ndarray,
     labels: np.ndarray,
-    attack: dict[str, Any],
-    detect: dict[str, Any],
+    attack: AttackSettings,
+    detect: DetectSettings,
 ) -> Annotated[dict[str, float], "detection"]:
     import mlflow
 
-    settings = DetectSettings(**detect)
-    combine_layers = resolve_layers(model, settings.combine_layers) if settings.combine_layers else ()
-    view = DetectionSettingsView(alpha=settings.alpha, n_permutations=settings.n_permutations, n_tests=settings.n_tests,
-                                 n_samples=settings.n_samples, class_matching=settings.class_matching,
-                                 top_k=settings.top_k, seed=settings.seed, combine_layers=combine_layers)
+    # The resolved names (block<k> aliases expanded) are what the captured layers are called.
+    settings = replace(detect, combine_layers=resolve_layers(model, detect.combine_layers) if detect.combine_layers else None)
     reader = open_capture(model_info["tags"]["capture_uri"])  # the model's store: its EVAL reference
     reference = reader.load("eval", "penultimate", where=reader.last_pass("eval"))
     # This run's own store (see capture_inference): the clean and adversarial batches.
@@ -46,27 +44,26 @@ def detect_adversarial(
 
     with torch.no_grad():
         report = run_detection(reference.float(), clean.float(), adversarial.float(),
-                               classify=lambda z: model.head(z).argmax(1), settings=view)
-    log_batch(metrics=report.metrics, params={f"detect.{k}": v for k, v in detect.items()})
+                               classify=lambda z: model.head(z).argmax(1), settings=settings)
+    log_batch(metrics=report.metrics, params={f"detect.{k}": v for k, v in asdict(detect).items()})
 
     # The layer table: every capturable layer, clean and the user's attack at epsilons around its own.
-    attack_settings = AttackSettings(**attack)
     validation, _, clamp = load_split(RegisteredModel.from_dict(model_info), "val")
     clean_tensor, label_tensor = torch.from_numpy(clean_inputs), torch.from_numpy(labels)
     reference_layers = layer_activations(model, validation)
     batches = {"clean": layer_activations(model, clean_tensor)}
-    if combine_layers:  # the user's attack, every layer: the combined rates sit beside the penultimate ones
+    if settings.combine_layers:  # the user's attack, every layer: the combined rates sit beside the penultimate ones
         adversarial_layers = layer_activations(model, torch.from_numpy(adversarial_inputs))
         predictions = {name: layers["logits"].argmax(1) for name, layers in
                        (("reference", reference_layers), ("clean", batches["clean"]), ("adversarial", adversarial_layers))}
-        combined = run_combined_detection(reference_layers, batches["clean"], adversarial_layers, predictions=predictions, settings=view)
+        combined = run_combined_detection(reference_layers, batches["clean"], adversarial_layers, predictions=predictions, settings=settings)
         report.metrics.update(combined)
         log_batch(metrics=combined)
-    for epsilon in settings.layer_table_sweep(attack_settings):
-        attacked = pgd_attack(model, clean_tensor, label_tensor, norm=attack_settings.norm, epsilon=epsilon,
-                              step_size=attack_settings.step_size_at(epsilon), steps=attack_settings.steps, clamp=clamp)
-        batches[attack_settings.batch_name(epsilon)] = layer_activations(model, attacked)
-    table = layer_table(reference_layers, batches, settings=view)
+    for epsilon in settings.layer_table_sweep(attack):
+        attacked = pgd_attack(model, clean_tensor, label_tensor, norm=attack.norm, epsilon=epsilon,
+                              step_size=attack.step_size_at(epsilon), steps=attack.steps, clamp=clamp)
+        batches[attack.batch_name(epsilon)] = layer_activations(model, attacked)
+    table = layer_table(reference_layers, batches, settings=settings)
     log_batch(metrics={f"layer_detection_rate.{layer}.{batch.replace(' ', '_').replace('=', '')}": value
                        for layer, row in table.iterrows() for batch, value in row.items()})
 

@@ -17,17 +17,16 @@ SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  
 
 @step(enable_cache=False)
 def load_data(
-    settings: dict[str, Any], resolved_config: str, run_tags: dict[str, str]
+    settings: TrainSettings, resolved_config: str, run_tags: dict[str, str]
 ) -> tuple[Annotated[pd.DataFrame, "dataset"], Annotated[dict[str, Any], "dataset_info"]]:
     import mlflow
 
     root = project_root()
-    data = settings["data"]
-    path = Path(data["path"]) if Path(data["path"]).is_absolute() else root / data["path"]
-    frame, info = load_configured(path, data)
+    path = Path(settings.data.path) if Path(settings.data.path).is_absolute() else root / settings.data.path
+    frame, info = load_configured(path, settings.data)
     mlflow.log_text(resolved_config, "config/resolved.yaml")
     log_batch(
-        params={**config_params(settings), "data.resolved_path": info.path, "trainer.effective_lr": TrainSettings.from_dict(settings).learning_rate},
+        params={**config_params(settings.to_dict()), "data.resolved_path": info.path, "trainer.effective_lr": settings.learning_rate},
         metrics={f"data_rows_{split}": size for split, size in info.split_sizes.items()},
         tags={
             **run_tags,

@@ -9,12 +9,13 @@ from zenml import step
 from trustops.data.validation import ValidationRules, validate_frame
 from trustops.errors import DataValidationError
 from trustops.failpoints import failpoint
+from trustops.settings import DataSettings
 from trustops.tracking import log_batch
 
 
 @step(enable_cache=False)
 def validate_data(
-    dataset: pd.DataFrame, dataset_info: dict[str, Any], data_settings: dict[str, Any]
+    dataset: pd.DataFrame, dataset_info: dict[str, Any], data_settings: DataSettings
 ) -> Annotated[dict[str, Any], "validation_report"]:
     import mlflow
 
@@ -24,13 +25,13 @@ def validate_data(
         label_column=dataset_info["label_column"],
         split_column=dataset_info["split_column"],
         rules=ValidationRules(
-            value_range=tuple(data_settings["value_range"]) if data_settings["value_range"] else None,
-            classes=data_settings["classes"],
-            min_rows=data_settings["min_rows"],
-            max_class_kl=data_settings["max_class_kl"],
-            range_margin=data_settings["range_margin"],
+            value_range=tuple(data_settings.value_range) if data_settings.value_range else None,
+            classes=data_settings.classes,
+            min_rows=data_settings.min_rows,
+            max_class_kl=data_settings.max_class_kl,
+            range_margin=data_settings.range_margin,
             # Categorical columns hold codes into their vocabulary (-1: a value training never saw).
-            feature_ranges={**(data_settings.get("feature_ranges") or {}),
+            feature_ranges={**(data_settings.feature_ranges or {}),
                             **{c: [-1, max(0, len(v) - 1)] for c, v in (dataset_info.get("categories") or {}).items()}},
             per_column=dataset_info["image_shape"] is None,
         ),

@@ -22,6 +22,7 @@ from trustops.data.loading import DatasetInfo
 from trustops.failpoints import failpoint
 from trustops.lifecycle import PENDING, STATUS_TAG
 from trustops.serving.pyfunc import log_model as log_capturing_model
+from trustops.settings import TrainSettings
 from trustops.training.tensors import features_tensor
 from trustops.zenml_model import current_version, record_registration
 
@@ -33,7 +34,7 @@ def register_model(
     dataset_info: dict[str, Any],
     training_summary: dict[str, Any],
     evaluation: dict[str, float],
-    settings: dict[str, Any],
+    settings: TrainSettings,
 ) -> Annotated[dict[str, Any], "registration"]:
     import mlflow
     from mlflow.models import infer_signature
@@ -43,8 +44,8 @@ def register_model(
     with torch.no_grad():
         probabilities = torch.softmax(model.eval()(example), dim=-1)
     tags = {
-        "activation": settings["model"]["activation"],
-        "model_family": settings["model"]["family"],
+        "activation": settings.model.activation,
+        "model_family": settings.model.family,
         "dp": str(training_summary["dp"]).lower(),
         "dp_epsilon": f"{training_summary['dp_epsilon']:.4f}" if training_summary["dp"] else "none",
         "dp_delta": f"{training_summary['dp_delta']:.3g}" if training_summary["dp"] else "none",
@@ -71,14 +72,14 @@ def register_model(
     )
     run_id = mlflow.active_run().info.run_id
     registration = {"run_id": run_id, "model_uri": model_info.model_uri, "registered_model": None, "version": None}
-    tracking = settings["tracking"]
+    tracking = settings.tracking
     zenml_version = current_version()
     if zenml_version is not None:
         registration.update(zenml_model_version=zenml_version.number, zenml_model_version_id=str(zenml_version.id))
-    if tracking["register"]:
+    if tracking.register:
         # Registered pending, in one request with its tags: `trustops.runs.training` marks it ready
         # once the whole run finished, and only ready versions are ever resolved.
-        version = mlflow.register_model(model_info.model_uri, tracking["registered_model_name"], tags={
+        version = mlflow.register_model(model_info.model_uri, tracking.registered_model_name, tags={
             **tags, STATUS_TAG: PENDING, **(zenml_version.mlflow_tags() if zenml_version else {})})
         failpoint("train.register")
         registration.update(registered_model=version.name, version=int(version.version))

@@ -15,15 +15,15 @@ from trustops.training.trainer import train_classifier
 
 @step(enable_cache=False)
 def train_model(
-    dataset: pd.DataFrame, dataset_info: dict[str, Any], settings: dict[str, Any]
+    dataset: pd.DataFrame, dataset_info: dict[str, Any], settings: TrainSettings
 ) -> tuple[Annotated[nn.Module, "model"], Annotated[dict[str, Any], "training_summary"]]:
-    result = train_classifier(dataset, DatasetInfo.from_dict(dataset_info), TrainSettings.from_dict(settings))
+    result = train_classifier(dataset, DatasetInfo.from_dict(dataset_info), settings)
     log_history(result.history)
     summary: dict[str, Any] = {"epochs": len(result.history), "dp": result.dp_epsilon is not None}
-    capture = settings["capture"]
-    if capture["enabled"] and capture["uri"]:
-        summary.update(capture_uri=capture["uri"], capture_backend=capture["backend"])
-        log_batch(tags={"capture_uri": capture["uri"], "capture_backend": capture["backend"]})
+    capture = settings.capture
+    if capture.enabled and capture.uri:
+        summary.update(capture_uri=capture.uri, capture_backend=capture.backend)
+        log_batch(tags={"capture_uri": capture.uri, "capture_backend": capture.backend})
     if result.dp_epsilon is not None:
         summary.update(dp_epsilon=result.dp_epsilon, dp_delta=result.dp_delta, dp_noise_multiplier=result.noise_multiplier)
         log_batch(

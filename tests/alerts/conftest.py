@@ -36,6 +36,7 @@ class WebhookReceiver:
         self.receipts: list[Receipt] = []
         self.fail_next: list[int] = []  # statuses to answer, in order, before answering 200 again
         self.answer_after = 0.0  # seconds to stall before answering, to provoke client timeouts
+        self.retry_after: str | None = None  # a Retry-After header for the failed answers
         self.port = 0
         self._server: http.server.HTTPServer | None = None
         self._lock = threading.Lock()
@@ -51,6 +52,8 @@ class WebhookReceiver:
                     status = receiver.fail_next.pop(0) if receiver.fail_next else 200
                     receiver.receipts.append(Receipt(self.path, status, body))
                 self.send_response(status)
+                if status != 200 and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"error")
 

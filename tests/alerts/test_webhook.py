@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,18 @@ def test_retries_are_bounded_in_total_time(webhook_env: WebhookReceiver) -> None
     assert 2 <= len(webhook_env.receipts) <= 4  # waits of 0.05, 0.1 fit in 0.3 s; 0.2 more would not
 
 
+@pytest.mark.parametrize(("header", "max_delay", "least", "most"), [("1", 5.0, 1.0, 3.0), ("3600", 0.1, 0.1, 1.0)])
+def test_a_retry_after_header_lengthens_the_wait_up_to_max_delay(
+    webhook_env: WebhookReceiver, header: str, max_delay: float, least: float, most: float
+) -> None:
+    webhook_env.fail_next, webhook_env.retry_after = [429], header
+    policy = RetryPolicy(max_retries=1, initial_delay=0.01, max_delay=max_delay, max_total=10.0, timeout=2.0)
+    started = time.monotonic()
+    WebhookChannel(retry=policy).deliver(make_alert())
+    assert least <= time.monotonic() - started < most
+    assert [r.status for r in webhook_env.receipts] == [429, 200]
+
+
 def test_backoff_grows_exponentially_up_to_its_cap() -> None:
     policy = RetryPolicy(initial_delay=0.5, multiplier=2.0, max_delay=3.0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -269,11 +282,13 @@ def test_the_url_never_leaks(
     with pytest.raises(DeliveryError) as raised:
         WebhookChannel(retry={**FAST_RETRY, "max_retries": 0}).deliver(make_alert())
 
+    assert raised.value.__context__ is None and raised.value.__cause__ is None  # no chained error holding the URL
     seen = [
         caplog.text,
         *capsys.readouterr(),
         str(raised.value),
         repr(raised.value),
+        "".join(traceback.format_exception(raised.value)),
         repr(manager),
         repr(manager.channels[1]),
         str(refused),

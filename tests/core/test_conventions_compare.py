@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustops.compare import LABELS, MIN_WIDTH, SEPARATOR, Comparison, fit_widths, shorten
+from trustops.summary import format_table
 
 NAMES = [f"train-mlp-relu-dp-eps8-20261123-0743{i:02d}-f{i}" for i in range(10)]
 IDS = [f"{i:02d}" + "a" * 30 for i in range(10)]
@@ -106,3 +107,14 @@ def test_the_cli_takes_transpose():
 
     assert build_parser().parse_args(["compare", "--transpose"]).transpose is True
     assert build_parser().parse_args(["compare"]).transpose is False
+
+
+def test_a_table_for_people_is_header_rule_rows_as_plain_text_never_wrapped():
+    long = "suspected_adversarial, " * 20
+    lines = format_table(["batch", "traffic", "incidents"], [[0, "[bold]clean[/]", None], [12, ":warning:", long], [3, 0.5, "x"]]).splitlines()
+    assert len(lines) == 2 + 3 and set(lines[1]) <= {"-", " "}
+    assert lines[0].split() == ["batch", "traffic", "incidents"]
+    assert lines[2].split() == ["0", "[bold]clean[/]", "-"]  # no markup, emoji or colour applied
+    assert lines[3].split(None, 2) == ["12", ":warning:", long.strip()]  # one line, however long
+    assert lines[4].split() == ["3", "0.5000", "x"]
+    assert all(line == line.rstrip() for line in lines)

@@ -79,12 +79,13 @@ def test_the_layer_table_sweeps_around_the_users_attack_in_its_norm_in_numeric_o
 def test_the_layer_table_keeps_the_callers_batch_order():
     import torch
 
-    from trustops.detection.ladis import DetectionSettingsView, layer_table
+    from trustops.detection.ladis import layer_table
+    from trustops.settings import DetectSettings
 
     generator = torch.Generator().manual_seed(0)
     reference = {"penultimate": torch.randn(200, 4, generator=generator)}
     names = ["clean", "pgd l2 eps=2", "pgd l2 eps=16"]  # alphabetical order would put eps=16 first
     batches = {name: {"penultimate": torch.randn(100, 4, generator=generator) + shift}
                for shift, name in enumerate(names)}
-    view = DetectionSettingsView(alpha=0.05, n_permutations=20, n_tests=3, n_samples=20, class_matching=False, top_k=1, seed=0)
+    view = DetectSettings(alpha=0.05, n_permutations=20, n_tests=3, n_samples=20, class_matching=False, top_k=1, seed=0)
     assert list(layer_table(reference, batches, settings=view).columns) == names

@@ -5,19 +5,21 @@ rate must stay under 0.15 (alpha = 0.05 plus binomial and reference-draw slack o
 the PGD rate at eps = 2 must exceed 0.8.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from trustops.attacks import pgd_attack
 from trustops.data.digits import digits_frame, pixel_columns
 from trustops.data.loading import DatasetInfo
-from trustops.detection.ladis import DetectionSettingsView, layer_table, run_combined_detection, run_detection, split_reference
+from trustops.detection.ladis import layer_table, run_combined_detection, run_detection, split_reference
 from trustops.detection.layers import capturable_layers, layer_activations, resolve_layers
 from trustops.errors import ConfigError
-from trustops.settings import DataSettings, DPSettings, TrainerSettings, TrainSettings
+from trustops.settings import DataSettings, DetectSettings, DPSettings, TrainerSettings, TrainSettings
 from trustops.training.tensors import split_dataset
 
-SETTINGS = DetectionSettingsView(alpha=0.05, n_permutations=100, n_tests=100, n_samples=100, class_matching=True, top_k=5, seed=0)
+SETTINGS = DetectSettings(alpha=0.05, n_permutations=100, n_tests=100, n_samples=100, class_matching=True, top_k=5, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_class_matched_references_apply_when_the_reference_has_the_rows():
     def classify(z: torch.Tensor) -> torch.Tensor:
         return torch.cdist(z, centres).argmin(1)
 
-    settings = DetectionSettingsView(alpha=0.05, n_permutations=50, n_tests=20, n_samples=100, class_matching=True, top_k=3, seed=0)
+    settings = DetectSettings(alpha=0.05, n_permutations=50, n_tests=20, n_samples=100, class_matching=True, top_k=3, seed=0)
     report = run_detection(reference, clean, adversarial, classify=classify, settings=settings)
     assert {report.metrics[f"class_matched_{name}"] for name in ("adversarial", "clean", "baseline")} == {1.0}
     assert report.metrics["detection_rate"] > 0.9  # 20 tests: the shift is large, matched draws see it
@@ -89,7 +91,7 @@ def test_combined_layers_get_their_own_rates_and_a_table_row(trained):
     Fisher) detect the digits PGD batch and keep the clean rates low; the layer table gains a
     ``combined`` row.  Same seeds and tolerances as above, 30 tests to keep it quick."""
     model, (x_val, _), (x_test, _), x_adv = trained
-    settings = DetectionSettingsView(**{**SETTINGS.__dict__, "n_tests": 30, "combine_layers": resolve_layers(model, ["block1", "penultimate"])})
+    settings = replace(SETTINGS, n_tests=30, combine_layers=resolve_layers(model, ["block1", "penultimate"]))
     assert settings.combine_layers == ("features.2", "penultimate")
     reference, clean, adversarial = (layer_activations(model, x) for x in (x_val, x_test, x_adv))
     predictions = {"reference": reference["logits"].argmax(1), "clean": clean["logits"].argmax(1),

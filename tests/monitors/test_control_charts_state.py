@@ -52,8 +52,9 @@ def test_state_dict_is_plain_json(case) -> None:
         return value is None or type(value) in (bool, int, float, str)
 
     assert plain(state)
-    assert set(state) == {"chart", "version", "config", "params", "stream", "count", "n_signals", "history"}
-    assert state["chart"] == chart.name and state["count"] == 12
+    assert set(state) == {"format", "version", "monitor", "config", "state"}
+    assert set(state["state"]) == {"params", "stream", "count", "n_signals", "history"}
+    assert state["monitor"] == chart.name and state["state"]["count"] == 12
 
 
 def test_unfitted_state_round_trips_to_an_unfitted_chart() -> None:
@@ -92,10 +93,10 @@ def test_every_chart_class_is_covered_by_the_state_cases() -> None:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda state: state.pop("stream"),
-        lambda state: state["stream"].update(tail=[0.0, 1.0]),  # run-rule memory of the wrong length
-        lambda state: state["history"].append({"index": 1}),
-        lambda state: state.update(params="oops"),
+        lambda state: state["state"].pop("stream"),
+        lambda state: state["state"]["stream"].update(tail=[0.0, 1.0]),  # run-rule memory of the wrong length
+        lambda state: state["state"]["history"].append({"index": 1}),
+        lambda state: state["state"].update(params="oops"),
     ],
     ids=["missing stream", "wrong tail length", "truncated point", "params not a dict"],
 )
@@ -123,8 +124,8 @@ def test_a_refused_state_leaves_the_chart_as_it_was() -> None:
     chart.check([0.3, 2.5])
     before = chart.state_dict()
     state = json.loads(json.dumps(before))
-    state["params"] = {"mean": 100.0, "sigma": 9.0}
-    state["stream"]["tail"] = [1.0, 2.0, 3.0]  # rule 2 keeps two points, not three
+    state["state"]["params"] = {"mean": 100.0, "sigma": 9.0}
+    state["state"]["stream"]["tail"] = [1.0, 2.0, 3.0]  # rule 2 keeps two points, not three
     with pytest.raises(MonitorConfigError, match="malformed"):
         chart.load_state_dict(state)
     assert chart.state_dict() == before

@@ -120,7 +120,7 @@ def test_each_feature_gets_its_own_range_widened_by_its_spread():
     g = np.random.default_rng(5)
     reference = pd.DataFrame({"narrow": g.normal(0, 0.01, 500), "wide": g.normal(0, 100, 500)})
     monitor = InputExpectationsMonitor(range_margin=2.0).fit(reference)
-    low, high = monitor.state_dict()["fitted"]["low"], monitor.state_dict()["fitted"]["high"]
+    low, high = monitor.state_dict()["state"]["fitted"]["low"], monitor.state_dict()["state"]["fitted"]["high"]
     std = reference.std(ddof=0).to_numpy()
     assert low == pytest.approx(reference.min().to_numpy() - 2 * std)
     assert high == pytest.approx(reference.max().to_numpy() + 2 * std)

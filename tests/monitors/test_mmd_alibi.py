@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from monitors.mmd.alibi_backend import load_mmd_drift
+from monitors.mmd.alibi_backend import AlibiDetectMMDMonitor, load_mmd_drift
 from monitors.mmd.kernel import GaussianKernelSum
 from monitors.mmd.permutation import permutation_mmd2
 from monitors.mmd.pvalues import critical_value, max_exceedances, plus_one_p_value
@@ -46,6 +46,13 @@ def gaussian(rows: int, dim: int, seed: int, shift: float = 0.0, dtype=torch.flo
     return torch.randn(rows, dim, generator=torch.Generator().manual_seed(seed), dtype=dtype) + shift
 
 
+def standardize_pooled(reference: torch.Tensor, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The monitor's per-test scaling written out independently: mean and population std of the pooled rows."""
+    pooled = torch.cat([reference, batch])
+    mean, std = pooled.mean(0), pooled.std(0, correction=0)
+    return ((reference - mean) / std).numpy(), ((batch - mean) / std).numpy()
+
+
 def standardize(reference: torch.Tensor, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """The monitor's feature scaling written out independently: reference mean and population std."""
     mean, std = reference.mean(0), reference.std(0, correction=0)
@@ -54,15 +61,20 @@ def standardize(reference: torch.Tensor, batch: torch.Tensor) -> tuple[np.ndarra
 
 @pytest.mark.parametrize(("dtype", "tolerance"), [("float64", 1e-10), ("float32", 2e-6)])
 def test_statistic_equals_alibi_mmd_drift_on_the_same_arrays(mmd_drift, dtype, tolerance):
-    """Seeds 0/1; 400 vs 150 rows in 16-D; float64 agrees to 1e-10, float32 to 2e-6 (absolute, on MMD² ~ 0.05)."""
+    """Seeds 0/1; 400 vs 150 rows in 16-D; float64 agrees to 1e-10, float32 to 2e-6 (absolute, on MMD² ~ 0.05).
+
+    The monitor scales by the pooled rows and takes their median distance as the bandwidth; both are
+    written out here independently and handed to alibi-detect.
+    """
     torch_dtype = getattr(torch, dtype)
     reference, batch = gaussian(400, 16, 0, dtype=torch_dtype), gaussian(150, 16, 1, shift=0.1, dtype=torch_dtype)
-    monitor = MMDAdversarialMonitor(class_matching=False, seed=0, dtype=dtype, standardize="reference").fit(reference)
-    x, y = standardize(reference.double(), batch.double())
+    monitor = MMDAdversarialMonitor(class_matching=False, seed=0, dtype=dtype).fit(reference)
+    x, y = standardize_pooled(reference.double(), batch.double())
+    sigma = float(torch.pdist(torch.from_numpy(np.concatenate([x, y]))).median())
     detector = mmd_drift(
         x.astype(dtype),
         backend="pytorch",
-        sigma=np.asarray(monitor.bandwidths["activations"], dtype=dtype),
+        sigma=np.asarray(GaussianKernelSum(sigma).bandwidths, dtype=dtype),
         configure_kernel_from_x_ref=False,
         n_permutations=10,
         device="cpu",
@@ -103,7 +115,7 @@ def test_same_permutations_give_alibis_p_value_and_threshold(mmd_drift, seed, sh
 
 def test_alibi_backend_reports_on_our_scale_with_a_consistent_alarm(one_thread):
     reference = gaussian(300, 8, 0)
-    with_alibi = MMDAdversarialMonitor(backend="alibi_detect", class_matching=False, seed=0).fit(reference)
+    with_alibi = AlibiDetectMMDMonitor(class_matching=False, seed=0).fit(reference)
     ours = MMDAdversarialMonitor(class_matching=False, seed=0).fit(reference)
     for seed, shift in [(1, 0.0), (2, 0.0), (3, 0.4), (4, 3.0)]:
         batch = gaussian(100, 8, seed, shift)
@@ -129,9 +141,9 @@ def test_detection_rates_agree_with_alibi_within_binomial_noise(one_thread, shif
     """
     reference, batch = gaussian(3000, 16, 10 + seed), gaussian(3000, 16, 20 + seed, shift)
     rates = {}
-    for backend in ("trustops", "alibi_detect"):
-        monitor = MMDAdversarialMonitor(backend=backend, class_matching=False, seed=seed).fit(reference)
-        rates[backend] = monitor.detection_rate(batch, n_tests=60)
+    for engine in (MMDAdversarialMonitor, AlibiDetectMMDMonitor):
+        monitor = engine(class_matching=False, seed=seed).fit(reference)
+        rates[engine.backend] = monitor.detection_rate(batch, n_tests=60)
     ours, theirs = rates["trustops"], rates["alibi_detect"]
     p_ours, p_theirs = np.array(ours.p_values), np.array(theirs.p_values)
     assert abs(ours.rate - theirs.rate) <= 3 * math.sqrt(2 * 0.25 / 60)
@@ -142,6 +154,6 @@ def test_detection_rates_agree_with_alibi_within_binomial_noise(one_thread, shif
 
 def test_alibi_backend_refuses_several_layers():
     with pytest.raises(ValueError, match="tests one layer at a time"):
-        MMDAdversarialMonitor(backend="alibi_detect", class_matching=False).fit(
+        AlibiDetectMMDMonitor(class_matching=False).fit(
             {"a": gaussian(20, 2, 0), "b": gaussian(20, 2, 1)}
         )

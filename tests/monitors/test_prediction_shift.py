@@ -115,5 +115,5 @@ def test_state_is_json_and_round_trips():
     restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
     batch = g.choice(3, size=100)
     assert restored.check(batch) == original.check(batch)
-    with pytest.raises(MonitorInputError, match="Not a PredictionShiftMonitor state"):
+    with pytest.raises(MonitorInputError, match="PredictionShiftMonitor cannot load this state: got version 99"):
         restored.load_state_dict({"version": 99})

@@ -31,7 +31,8 @@ def test_a_no_op_pass_without_a_run_id_is_reported_with_the_pending_alerts(throw
 
     monkeypatch.setattr(trustops.runs.monitoring, "run_monitor", no_op)
     assert main(["monitor", "--model", "digits:3"]) == 0
-    assert calls == [("digits", "3", None, {"false_page_budget": "500", "permutations": None, "drift_report": "on_shift"})]
+    assert calls == [("digits", "3", None, {"false_page_budget": "500", "permutations": None, "drift_report": "on_shift",
+                                            "combine_layers": None})]
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "No new captured batches for digits; nothing to monitor.",

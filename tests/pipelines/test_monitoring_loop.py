@@ -88,6 +88,35 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
         name in status for name in ("check_captures", "chart_metrics", "collect_captures", "send_alerts"))
     assert steps == "[0, 1, 2]"
 
+    # The benchmarks (calibration, scaling) measure `loop.monitor_pass`, not the pipeline: both must
+    # decide the same.  A fresh state replays the three batches; each batch's resampling is seeded by
+    # its capture step, so every metric and every alert must match, not just agree in direction.
+    parity = project.python(
+        "import json, tempfile\nfrom pathlib import Path\n"
+        "from trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
+        "import mlflow\nfrom zenml.client import Client\n"
+        "from trustops.alerts import AlertManager\nfrom trustops.monitoring.checking import PassOptions\nfrom trustops.monitoring.loop import monitor_pass\n"
+        "from trustops.paths import default_tracking_uri\nfrom trustops.registry import resolve_registered_model\n"
+        "mlflow.set_tracking_uri(default_tracking_uri()); mlflow.set_registry_uri(default_tracking_uri())\n"
+        "pipeline = Client().get_pipeline('monitoring_pipeline').last_run.steps['send_alerts'].outputs['pass_report'][0].load()\n"
+        "found = resolve_registered_model('e2e-monitor', 'latest', mlflow.MlflowClient())\n"
+        "model = mlflow.pytorch.load_model(found.model_uri).eval()\n"
+        "with tempfile.TemporaryDirectory() as folder:\n"
+        "    state = Path(folder)\n"
+        "    direct = monitor_pass(model, found, state=state, alerts=AlertManager.from_config(state / 'alerts', ()),\n"
+        "                          options=PassOptions(monitors=('mmd_adversarial', 'feature_squeezing', 'evidently_drift')))\n"
+        "kinds = lambda report: sorted((a['monitor'], a['kind'], a['step']) for a in report.alerts)\n"
+        "print(json.dumps({'steps': [pipeline.steps, direct.steps], 'metrics': [pipeline.metrics, direct.metrics],\n"
+        "                  'alerts': [kinds(pipeline), kinds(direct)]}))"
+    )
+    assert parity.returncode == 0, parity.stderr[-3000:]
+    compared = json.loads(parity.stdout.splitlines()[-1])
+    assert compared["steps"][0] == compared["steps"][1] == [0, 1, 2]
+    assert compared["alerts"][0] == compared["alerts"][1] and compared["alerts"][0]
+    for in_pipeline, direct in zip(*compared["metrics"], strict=True):
+        assert in_pipeline.keys() == direct.keys()
+        assert all(direct[key] == pytest.approx(value, rel=1e-9, abs=1e-12) for key, value in in_pipeline.items()), key
+
     state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/v1/watermark.json").read_text())
     assert state["last_step"] == max(open_capture(found.capture_uri).steps("predict"))
     client = project.client()

@@ -14,19 +14,16 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
 from tests.pipelines.conftest import REPO_ROOT
-from trustops.capture import ActivationCapture
+from tests.pipelines.served_model import train_and_load, trustops_ui
 from trustops.monitoring.mlflow_chart import (
     CENTER_LINE,
     CHART_CENTER,
@@ -37,6 +34,9 @@ from trustops.monitoring.mlflow_chart import (
     PARENT_RUN_TAG,
     chart_metric,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
@@ -61,23 +61,12 @@ def evidently_env(project) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def monitored(project):
     """Six batches through a registered model, monitored in two `trustops monitor` passes (3 + 3)."""
-    import pandas as pd
-
-    from trustops.registry import resolve_registered_model
-
-    trained = project.trustops("train", "trainer=smoke", "dp=off", "tracking.experiment_name=chart-train",
-                               f"tracking.registered_model_name={MODEL}")
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    found = resolve_registered_model(MODEL, "latest", project.client())
-    with project.mlflow_globals() as mlflow:
-        model = mlflow.pytorch.load_model(found.model_uri).eval()
-    test = pd.read_parquet(project.root / "data" / "digits.parquet").query("split == 'test'")
-    x = torch.from_numpy(test.filter(like="pixel_").to_numpy("float32")).reshape(-1, 1, 8, 8)
+    served = train_and_load(project, MODEL, experiment="chart-train")
+    x = served.images
     batches = [x[:60], x[60:120], x[120:180], x[180:240], (x[240:300] + 6.0).clamp(0.0, 16.0), x[300:359]]
     for first, last in ((0, 3), (3, 6)):
         for batch in batches[first:last]:
-            with ActivationCapture(model, found.capture_uri, mode="predict"), torch.no_grad():
-                model(batch)
+            served.serve(batch)
         result = project.trustops("monitor", "--model", MODEL, "--monitors", CHART, DRIFT, "--drift-report", "always",
                                   env=evidently_env(project))
         assert result.returncode == 0, result.stderr[-3000:]
@@ -124,38 +113,25 @@ def test_the_training_run_logs_each_setting_once_and_its_data_splits_as_inputs(m
 
 
 @contextlib.contextmanager
-def mlflow_ui(project):
-    """`trustops ui` on a free loopback port, as a user starts it; yields its URL."""
-    from tests.team.conftest import free_port, stop_process_group
+def chromium_page(tmp_path: Path) -> Iterator[Page]:
+    """A page of a real headless Chromium with its own profile under ``tmp_path``; the browser closes after the block."""
+    from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    log = project.root / f"ui-{port}.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "trustops"), "ui", "--port", str(port)], cwd=project.root,
-                                   env=project.env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)  # its own process group: stopping it stops the server too
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the MLflow UI did not answer within 120 s"
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop_process_group(process)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 740},
+        )  # fmt: skip
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(project, monitored, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     _, experiment, monitoring = monitored
     run_id = monitoring.info.run_id
-    with mlflow_ui(project) as url:
+    with trustops_ui(project, "ui") as url:  # the MLflow UI
         # MLflow's REST API: every capture step of both passes, each with its centre line, limit and signal.
         histories = {}
         for key in KEYS:
@@ -175,30 +151,22 @@ def test_mlflow_draws_the_control_chart_with_its_limits_in_a_real_browser(projec
             "deselected_curves=[]", "last_linear_y_axis_range=[]",
         ])
         screenshot = tmp_path / "mlflow-monitoring-chart.png"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 740},
-            )  # fmt: skip
-            try:
-                page = browser.new_page()
-                page.goto(f"{url}/#/metric/{urllib.parse.quote(KEYS[0], safe='')}?{page_query}",
-                          wait_until="domcontentloaded", timeout=60_000)
-                # What the chart draws: plotly keeps each drawn series (name, x, y) on its graph element.
-                page.wait_for_function(
-                    "() => { const g = document.querySelector('.js-plotly-plot');"
-                    f" return g && g.data && g.data.length >= {len(KEYS)} && g.data.every(t => t.x && t.x.length >= 6); }}",
-                    timeout=90_000)
-                traces = page.evaluate(
-                    "() => document.querySelector('.js-plotly-plot').data.map(t => ({x: Array.from(t.x), y: Array.from(t.y)}))")
-                legend = page.inner_text("body")  # the chart's legend: "<run name> (<metric>)" per series
-                # MLflow's assistant panel opens beside the chart; closed, the chart has the page's width.
-                if page.get_by_role("button", name="Close").count():
-                    page.get_by_role("button", name="Close").first.click()
-                page.wait_for_timeout(1000)  # the chart redraws at the new width
-                page.screenshot(path=str(screenshot))
-            finally:
-                browser.close()
+        with chromium_page(tmp_path) as page:
+            page.goto(f"{url}/#/metric/{urllib.parse.quote(KEYS[0], safe='')}?{page_query}",
+                      wait_until="domcontentloaded", timeout=60_000)
+            # What the chart draws: plotly keeps each drawn series (name, x, y) on its graph element.
+            page.wait_for_function(
+                "() => { const g = document.querySelector('.js-plotly-plot');"
+                f" return g && g.data && g.data.length >= {len(KEYS)} && g.data.every(t => t.x && t.x.length >= 6); }}",
+                timeout=90_000)
+            traces = page.evaluate(
+                "() => document.querySelector('.js-plotly-plot').data.map(t => ({x: Array.from(t.x), y: Array.from(t.y)}))")
+            legend = page.inner_text("body")  # the chart's legend: "<run name> (<metric>)" per series
+            # MLflow's assistant panel opens beside the chart; closed, the chart has the page's width.
+            if page.get_by_role("button", name="Close").count():
+                page.get_by_role("button", name="Close").first.click()
+            page.wait_for_timeout(1000)  # the chart redraws at the new width
+            page.screenshot(path=str(screenshot))
 
     # The chart draws each series as a line and as its points (two traces, in the order of plot_metric_keys).
     series = []
@@ -220,32 +188,13 @@ def keep_screenshot(screenshot: Path) -> None:
         shutil.copyfile(screenshot, folder / screenshot.name)
 
 
-@contextlib.contextmanager
 def drift_ui(project):
     """`trustops drift-ui` on a free loopback port, as a user starts it; yields the URL it prints."""
-    from tests.team.conftest import free_port, stop_process_group
-
-    port = free_port()
-    log = project.root / f"drift-ui-{port}.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "trustops"), "drift-ui", "--port", str(port),
-                                    "--timeout", "240"], cwd=project.root, env={**project.env, **evidently_env(project)},
-                                   stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while f"Evidently UI on {url}/" not in log.read_text():  # the line the command prints once the UI answers
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "trustops drift-ui did not announce its URL within 300 s"
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop_process_group(process)
+    return trustops_ui(project, "drift-ui", "--timeout", "240", env=evidently_env(project), timeout=300,
+                       ready=lambda url, log: f"Evidently UI on {url}/" in log)  # the line it prints once the UI answers
 
 
 def test_evidently_draws_drift_per_monitor_pass_in_a_real_browser(project, monitored, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from trustops.monitoring.evidently_workspace import project_id
 
     client, experiment, monitoring = monitored
@@ -257,32 +206,24 @@ def test_evidently_draws_drift_per_monitor_pass_in_a_real_browser(project, monit
     with drift_ui(project) as url:
         with urllib.request.urlopen(f"{url}/api/projects/{pid}/info", timeout=30) as response:
             assert json.load(response)["name"] == MODEL
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 740},
-            )  # fmt: skip
-            try:
-                page = browser.new_page()
-                served = []  # what the dashboard's panels asked Evidently for: one series per panel
-                page.on("response", lambda r: served.append(r) if r.url.endswith("/data_series_batch") else None)
-                page.goto(f"{url}/projects/{pid}", wait_until="domcontentloaded", timeout=60_000)
-                # MUI X charts: a mark per point of the line, a bar per non-zero value.
-                page.wait_for_function("() => document.querySelectorAll('.MuiMarkElement-root').length >= 2"
-                                       " && document.querySelectorAll('.MuiBarElement-root').length >= 1", timeout=90_000)
-                page.wait_for_timeout(1500)  # the charts' entry animation
-                marks = page.evaluate("() => Array.from(document.querySelectorAll('.MuiMarkElement-root'))"
-                                      ".map(c => [+c.getAttribute('cx'), +c.getAttribute('cy')]).sort((a, b) => a[0] - b[0])")
-                bars = page.evaluate("() => Array.from(document.querySelectorAll('.MuiBarElement-root'))"
-                                     ".map(r => [+r.getAttribute('x'), +r.getAttribute('height')]).sort((a, b) => a[0] - b[0])")
-                series = {}
-                for response in served:
-                    body = response.json()
-                    (drawn,) = body["series"]
-                    series[drawn["params"]["value_type"]] = ([s["metadata"] for s in body["sources"]], drawn["values"])
-                page.screenshot(path=str(screenshot))
-            finally:
-                browser.close()
+        with chromium_page(tmp_path) as page:
+            served = []  # what the dashboard's panels asked Evidently for: one series per panel
+            page.on("response", lambda r: served.append(r) if r.url.endswith("/data_series_batch") else None)
+            page.goto(f"{url}/projects/{pid}", wait_until="domcontentloaded", timeout=60_000)
+            # MUI X charts: a mark per point of the line, a bar per non-zero value.
+            page.wait_for_function("() => document.querySelectorAll('.MuiMarkElement-root').length >= 2"
+                                   " && document.querySelectorAll('.MuiBarElement-root').length >= 1", timeout=90_000)
+            page.wait_for_timeout(1500)  # the charts' entry animation
+            marks = page.evaluate("() => Array.from(document.querySelectorAll('.MuiMarkElement-root'))"
+                                  ".map(c => [+c.getAttribute('cx'), +c.getAttribute('cy')]).sort((a, b) => a[0] - b[0])")
+            bars = page.evaluate("() => Array.from(document.querySelectorAll('.MuiBarElement-root'))"
+                                 ".map(r => [+r.getAttribute('x'), +r.getAttribute('height')]).sort((a, b) => a[0] - b[0])")
+            series = {}
+            for response in served:
+                body = response.json()
+                (drawn,) = body["series"]
+                series[drawn["params"]["value_type"]] = ([s["metadata"] for s in body["sources"]], drawn["values"])
+            page.screenshot(path=str(screenshot))
 
     assert sorted(series) == ["count", "share"], series
     for sources, values in series.values():  # one point per pass, in time order, named by its capture steps

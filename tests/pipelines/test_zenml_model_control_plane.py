@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from trustops.capture import ActivationCapture
+from tests.pipelines.served_model import ServedModel, train_and_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,31 +48,15 @@ result["monitor_runs"] = [(run.name, run.model_version.id if run.model_version e
 
 
 @pytest.fixture(scope="module")
-def monitored(project):
+def monitored(project) -> ServedModel:
     """A smoke-trained registered model, three captured batches and one monitor pass over them."""
-    import pandas as pd
-
-    from trustops.registry import resolve_registered_model
-
-    trained = project.trustops("train", "trainer=smoke", "dp=off", "tracking.experiment_name=mcp-train",
-                               f"tracking.registered_model_name={MODEL}")
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    found = resolve_registered_model(MODEL, "latest", project.client())
-    with project.mlflow_globals() as mlflow:
-        model = mlflow.pytorch.load_model(found.model_uri).eval()
-    test = pd.read_parquet(project.root / "data" / "digits.parquet").query("split == 'test'")
-    x = torch.from_numpy(test.filter(like="pixel_").to_numpy("float32")).reshape(-1, 1, 8, 8)
-
-    def serve(batch: torch.Tensor) -> None:
-        with ActivationCapture(model, found.capture_uri, mode="predict"), torch.no_grad():
-            model(batch)
-
+    served = train_and_load(project, MODEL, experiment="mcp-train")
     for first in (0, 60, 120):
-        serve(x[first:first + 60])
+        served.serve(served.images[first:first + 60])
     result = project.trustops("monitor", "--model", MODEL, "--monitors", MONITOR)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 3 batch(es)" in result.stdout
-    return found, serve, x
+    return served
 
 
 def linked(project, number: int) -> dict:
@@ -83,7 +66,7 @@ def linked(project, number: int) -> dict:
 def test_the_training_and_monitor_runs_and_the_trained_model_are_linked_to_one_zenml_version_both_ways(project, monitored):
     from trustops.zenml_model import MODEL_VERSION_ID_TAG, MODEL_VERSION_NUMBER_TAG
 
-    found = monitored[0]
+    found = monitored.found
     mlflow_version = project.client().get_model_version(MODEL, str(found.version))
     number = int(mlflow_version.tags[MODEL_VERSION_NUMBER_TAG])  # MLflow -> ZenML
     version = linked(project, number)
@@ -108,12 +91,12 @@ def test_a_version_registered_without_the_link_is_monitored_without_a_zenml_mode
     """A model registered before trustops linked ZenML versions: the pass runs, attached to nothing."""
     from trustops.zenml_model import MODEL_VERSION_ID_TAG, MODEL_VERSION_NUMBER_TAG
 
-    found, serve, x = monitored
+    found = monitored.found
     client = project.client()
     number = int(client.get_model_version(MODEL, str(found.version)).tags[MODEL_VERSION_NUMBER_TAG])
     for tag in (MODEL_VERSION_ID_TAG, MODEL_VERSION_NUMBER_TAG):
         client.delete_model_version_tag(MODEL, str(found.version), tag)
-    serve(x[180:240])
+    monitored.serve(monitored.images[180:240])
     result = project.trustops("monitor", "--model", MODEL, "--monitors", MONITOR)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 1 batch(es)" in result.stdout

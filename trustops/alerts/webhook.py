@@ -15,7 +15,9 @@ The URL is a secret (a Slack webhook URL *is* the credential), so it is read fro
 environment variable or a file, held privately, and never appears in a log line, an
 exception message or a ``repr``.  Requests go through :mod:`urllib.request` rather than
 ``requests`` because urllib3 logs every request path at DEBUG level, which would put the
-secret in the logs of any run with debug logging on.
+secret in the logs of any run with debug logging on.  The retries are tenacity's:
+``urllib3.util.Retry`` drives only urllib3's own requests and has no bound on the total time;
+urllib3 only parses the ``Retry-After`` header here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import tenacity
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
 from trustops.alerts.alert import Alert
 from trustops.alerts.base import Channel
@@ -282,44 +288,68 @@ class WebhookChannel(Channel):
         """POST ``digest`` as one message, retrying transient failures; raises :class:`DeliveryError` when out of tries."""
         body = json.dumps(self.payload(digest), allow_nan=False).encode("utf-8")
         policy = self.retry
+        retrying = self._retrying()
         started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = policy.max_total - (time.monotonic() - started)
-            retryable, reason, retry_after = self._post(body, timeout=max(min(policy.timeout, remaining), 0.001))
-            if reason is None:
-                return
-            elapsed = time.monotonic() - started
-            wait = max(policy.delay(attempt), min(retry_after or 0.0, policy.max_delay))
-            if not retryable or attempt > policy.max_retries or elapsed + wait >= policy.max_total:
-                verdict = "refused" if not retryable else "gave up"
-                raise DeliveryError(
-                    f"webhook {self.name!r} (URL from {self._source}) {verdict} after {attempt} attempt(s) "
-                    f"in {elapsed:.1f} s: {reason}"
-                )
-            logger.info("webhook %r attempt %d failed (%s); retrying in %.2f s", self.name, attempt, reason, wait)
-            time.sleep(wait)
 
-    def _post(self, body: bytes, *, timeout: float) -> tuple[bool, str | None, float | None]:
-        """One POST: ``(retryable, failure reason or None on success, Retry-After seconds)``."""
+        def attempt() -> None:  # no request may outlast the whole delivery's budget
+            remaining = policy.max_total - (time.monotonic() - started)
+            self._post(body, timeout=max(min(policy.timeout, remaining), 0.001))
+
+        try:
+            retrying(attempt)
+            return
+        except _PostFailed as failed:
+            failure = failed
+        # Raised outside the except block: no chained exception may carry the URL (an HTTPError holds it).
+        verdict = "gave up" if failure.retryable else "refused"
+        raise DeliveryError(
+            f"webhook {self.name!r} (URL from {self._source}) {verdict} after "
+            f"{retrying.statistics['attempt_number']} attempt(s) in {time.monotonic() - started:.1f} s: {failure.reason}"
+        )
+
+    def _retrying(self) -> tenacity.Retrying:
+        """The retry loop of one delivery, as :attr:`retry` describes it; the last failure is raised as it is.
+
+        It retries a retryable :class:`_PostFailed`, waiting :meth:`RetryPolicy.delay` or the
+        server's ``Retry-After`` (capped at ``max_delay``), whichever is longer; it stops after
+        ``max_retries`` retries, or before a wait that would end past ``max_total``.
+        """
+        policy = self.retry
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            retry_after = _failure(state).retry_after or 0.0
+            return max(policy.delay(state.attempt_number), min(retry_after, policy.max_delay))
+
+        def log(state: tenacity.RetryCallState) -> None:
+            logger.info("webhook %r attempt %d failed (%s); retrying in %.2f s", self.name, state.attempt_number,
+                        _failure(state).reason, state.upcoming_sleep)
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda error: isinstance(error, _PostFailed) and error.retryable),
+            wait=wait,
+            stop=tenacity.stop_after_attempt(policy.max_retries + 1) | tenacity.stop_before_delay(policy.max_total),
+            before_sleep=log,
+            reraise=True,
+        )
+
+    def _post(self, body: bytes, *, timeout: float) -> None:
+        """One POST; raises :class:`_PostFailed` (with a redacted reason) when it is not accepted."""
         headers = {"Content-Type": "application/json"}
         request = urllib.request.Request(self._url, data=body, method="POST", headers=headers)
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 response.read()
-            return False, None, None
         except urllib.error.HTTPError as error:
             error.close()
             status = error.code
             retry_after = _retry_after(error.headers.get("Retry-After") if error.headers else None)
-            return status in RETRY_STATUSES, self._redact(f"HTTP {status} {error.reason}"), retry_after
+            raise _PostFailed(self._redact(f"HTTP {status} {error.reason}"), status in RETRY_STATUSES, retry_after) from None
         except urllib.error.URLError as error:
-            return True, self._redact(_describe(error.reason)), None
+            raise _PostFailed(self._redact(_describe(error.reason)), True) from None
         except (OSError, http.client.HTTPException) as error:  # timeouts, resets, bad status lines
-            return True, self._redact(_describe(error)), None
+            raise _PostFailed(self._redact(_describe(error)), True) from None
         except ValueError as error:  # http.client's URL checks quote the URL: never pass their text on
-            return False, f"the URL was rejected ({type(error).__name__})", None
+            raise _PostFailed(f"the URL was rejected ({type(error).__name__})", False) from None
 
     def _redact(self, text: str) -> str:
         # Exception texts are built from class names and OS messages, but a proxy or TLS library
@@ -337,10 +367,26 @@ def _describe(error: object) -> str:
     return str(error)
 
 
+class _PostFailed(Exception):
+    """One POST that was not accepted: the redacted ``reason``, whether to try again, the ``Retry-After`` seconds."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.retryable, self.retry_after = reason, retryable, retry_after
+
+
+def _failure(state: tenacity.RetryCallState) -> _PostFailed:
+    # wait and before_sleep run only after a retryable failure
+    return state.outcome.exception()  # type: ignore[union-attr, return-value]
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds or an HTTP date); ``None`` when absent or unreadable."""
+    if value is None:
+        return None
     try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:  # an HTTP date; the backoff schedule is good enough then
+        return Retry().parse_retry_after(value)
+    except InvalidHeader:  # the backoff schedule is good enough then
         return None
 
 

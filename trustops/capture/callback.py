@@ -6,6 +6,7 @@ pulls in torchmetrics and, through it, transformers: seconds of start-up).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
@@ -39,7 +40,7 @@ class ActivationCaptureCallback(Callback):
     ----------
     store
         A capture URI or store.
-    backend, include, penultimate, writer_options
+    backend, include, penultimate, layers, writer_options
         As for :class:`ActivationCapture`.
     model_attr
         Attribute of the LightningModule holding the classifier; by default the first
@@ -53,6 +54,7 @@ class ActivationCaptureCallback(Callback):
         backend: str = DEFAULT_BACKEND,
         include: str | None = None,
         penultimate: str = "penultimate",
+        layers: Sequence[str] | None = None,
         model_attr: str | None = None,
         **writer_options: Any,
     ) -> None:
@@ -62,6 +64,7 @@ class ActivationCaptureCallback(Callback):
         self.backend = backend
         self.include = include
         self.penultimate = penultimate
+        self.layers = None if layers is None else list(layers)
         self.model_attr = model_attr
         self.writer_options = writer_options
         self.writer: CaptureWriter | None = None
@@ -83,7 +86,8 @@ class ActivationCaptureCallback(Callback):
             options.setdefault("model", model_identity(model))
             self.writer = make_writer(self.store, backend=self.backend, **options)
         self.capture = ActivationCapture(
-            model, self.writer, mode="eval", include=self.include, penultimate=self.penultimate
+            model, self.writer, mode="eval", include=self.include, penultimate=self.penultimate,
+            layers=self.layers,
         ).attach()
 
     def on_validation_batch_start(

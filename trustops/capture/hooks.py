@@ -2,8 +2,9 @@
 
 Each call of the hooked model's ``forward`` is one step.  The step holds:
 
-* ``penultimate`` (the module of that name; our classifiers expose it), and every module
-  whose qualified name fully matches the ``include`` regex, under its module name;
+* ``penultimate`` (the module of that name; our classifiers expose it), every module named in
+  ``layers`` and every module whose qualified name fully matches the ``include`` regex, under
+  its module name (``features.5``: one tensor of that name, in the smdebug format too);
 * in ``predict`` mode also ``inputs`` (the first positional argument) and ``outputs``
   (what ``forward`` returned).
 
@@ -32,6 +33,7 @@ torch.Size([2, 32])
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,6 +44,10 @@ from trustops.capture.errors import CaptureConfigError
 from trustops.capture.store import CaptureStore
 
 BACKENDS = ("native", "smdebug")
+# The attribute a model records its further captured layers under (``capture.layers``, module names;
+# see trustops.training.trainer.set_capture_layers): pickled with it, so every capture of the model,
+# the training reference and the served traffic alike, records the same layers.
+CAPTURE_LAYERS_ATTR = "capture_layers"
 DEFAULT_BACKEND = "native"
 
 
@@ -161,6 +167,10 @@ class ActivationCapture:
         A regex; modules whose qualified name (``features.1``) fully matches it are captured too.
     penultimate
         Name of the representation module (``None`` to skip it).
+    layers
+        Qualified names of further modules to capture (e.g. ``["features.5"]``, the layers the
+        monitor combines); each must exist.  ``None``: those the model records under
+        :data:`CAPTURE_LAYERS_ATTR` (none for a model trained without ``capture.layers``).
     save_inputs, save_outputs
         Capture the model's inputs/outputs; by default only in ``predict`` mode.
     copy
@@ -181,6 +191,7 @@ class ActivationCapture:
         backend: str = DEFAULT_BACKEND,
         include: str | None = None,
         penultimate: str | None = "penultimate",
+        layers: Sequence[str] | None = None,
         save_inputs: bool | None = None,
         save_outputs: bool | None = None,
         copy: bool = True,
@@ -191,7 +202,9 @@ class ActivationCapture:
         self.mode = check_mode(mode)
         self._save_inputs = save_inputs
         self._save_outputs = save_outputs
-        self.modules = self._select_modules(model, include, penultimate)
+        if layers is None:
+            layers = getattr(model, CAPTURE_LAYERS_ATTR, None)
+        self.modules = self._select_modules(model, include, penultimate, layers)
         if isinstance(store, CaptureWriter):
             self.writer, self._owns_writer = store, False
         else:
@@ -206,7 +219,9 @@ class ActivationCapture:
         self._inputs, self._outputs = self.save_inputs, self.save_outputs
 
     @staticmethod
-    def _select_modules(model: nn.Module, include: str | None, penultimate: str | None) -> dict[str, nn.Module]:
+    def _select_modules(
+        model: nn.Module, include: str | None, penultimate: str | None, layers: Sequence[str] | None = None
+    ) -> dict[str, nn.Module]:
         named = dict(model.named_modules())
         selected: dict[str, nn.Module] = {}
         if penultimate is not None:
@@ -227,6 +242,12 @@ class ActivationCapture:
                     f"`include`={include!r} matches no module name. The model's modules: {', '.join(n for n in named if n)}."
                 )
             selected.update(matched)
+        missing = [name for name in layers or () if not name or name not in named]
+        if missing:
+            raise CaptureConfigError(
+                f"The model has no module(s) {missing} to capture as `layers`. Its modules: {', '.join(n for n in named if n)}."
+            )
+        selected.update({name: named[name] for name in layers or () if name != "penultimate" or penultimate is None})
         return selected
 
     @property

@@ -11,7 +11,7 @@ validation rows are held out for it), and should sit near alpha.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -19,19 +19,7 @@ import torch
 from monitors.errors import MonitorInputError
 from monitors.mmd.detection_rate import DetectionRate
 from monitors.mmd_adversarial import MMDAdversarialMonitor
-
-
-@dataclass(frozen=True)
-class DetectionSettingsView:
-    alpha: float
-    n_permutations: int
-    n_tests: int
-    n_samples: int
-    class_matching: bool
-    top_k: int
-    seed: int
-    # Capturable layer names tested together (permutation-calibrated Fisher combination); () for none.
-    combine_layers: tuple[str, ...] = ()
+from trustops.settings import DetectSettings
 
 
 @dataclass
@@ -49,7 +37,7 @@ def split_reference(reference: torch.Tensor, *, seed: int) -> tuple[torch.Tensor
     return order[:half], order[half:]
 
 
-def build_monitor(settings: DetectionSettingsView) -> MMDAdversarialMonitor:
+def build_monitor(settings: DetectSettings) -> MMDAdversarialMonitor:
     return MMDAdversarialMonitor(
         alpha=settings.alpha, n_permutations=settings.n_permutations, class_matching=settings.class_matching, seed=settings.seed
     )
@@ -61,7 +49,7 @@ def run_detection(
     adversarial: torch.Tensor,
     *,
     classify: Callable[[torch.Tensor], torch.Tensor],
-    settings: DetectionSettingsView,
+    settings: DetectSettings,
 ) -> DetectionReport:
     """Detection and baseline rates at the penultimate layer, plus per-sample scores.
 
@@ -73,7 +61,7 @@ def run_detection(
     fit_rows, held_out_rows = split_reference(reference, seed=settings.seed)
     predictions = classify(reference)
     matched = build_monitor(settings).fit(reference[fit_rows], predictions=predictions[fit_rows])
-    unmatched = build_monitor(DetectionSettingsView(**{**settings.__dict__, "class_matching": False})).fit(reference[fit_rows])
+    unmatched = build_monitor(replace(settings, class_matching=False)).fit(reference[fit_rows])
     metrics: dict[str, float] = {}
 
     def rate(name: str, batch: torch.Tensor, batch_predictions: torch.Tensor):
@@ -113,7 +101,7 @@ def run_combined_detection(
     adversarial_layers: Mapping[str, torch.Tensor],
     *,
     predictions: Mapping[str, torch.Tensor],
-    settings: DetectionSettingsView,
+    settings: DetectSettings,
 ) -> dict[str, float]:
     """Detection, clean and baseline rates of the layers in ``settings.combine_layers`` tested together.
 
@@ -136,7 +124,7 @@ def run_combined_detection(
 
     reference_predictions = predictions["reference"]
     matched = build_monitor(settings).fit(pick(reference_layers, fit_rows), predictions=reference_predictions[fit_rows])
-    unmatched = build_monitor(DetectionSettingsView(**{**settings.__dict__, "class_matching": False})).fit(pick(reference_layers, fit_rows))
+    unmatched = build_monitor(replace(settings, class_matching=False)).fit(pick(reference_layers, fit_rows))
     metrics: dict[str, float] = {}
 
     def rate(name: str, batch: dict[str, torch.Tensor], batch_predictions: torch.Tensor) -> DetectionRate:
@@ -159,7 +147,7 @@ def layer_table(
     reference_layers: Mapping[str, torch.Tensor],
     batches: Mapping[str, Mapping[str, torch.Tensor]],
     *,
-    settings: DetectionSettingsView,
+    settings: DetectSettings,
 ) -> pd.DataFrame:
     """Detection rate at every layer for every named batch (e.g. ``clean``, ``pgd eps=1``).
 
@@ -168,7 +156,7 @@ def layer_table(
     (see :func:`run_combined_detection`).
     """
     rows = []
-    unmatched = DetectionSettingsView(**{**settings.__dict__, "class_matching": False})
+    unmatched = replace(settings, class_matching=False)
     for layer, reference in reference_layers.items():
         fit_rows, _ = split_reference(reference, seed=settings.seed)
         monitor = build_monitor(unmatched).fit(reference[fit_rows])

@@ -51,22 +51,34 @@ def layer_aliases(model: nn.Module) -> dict[str, str]:
     return {f"block{k}": name for k, name in enumerate(hidden, start=1)}
 
 
-def resolve_layers(model: nn.Module, names: Sequence[str]) -> tuple[str, ...]:
+def resolve_layers(model: nn.Module, names: Sequence[str], *, setting: str = "detect.combine_layers",
+                   allowed: Sequence[str] | None = None) -> tuple[str, ...]:
     """The capturable layer names for ``names`` (capturable names or ``block<k>`` aliases), in the given order.
+
+    ``setting`` is how the error names the option; ``allowed`` narrows the capturable names (e.g.
+    :func:`hooked_layers` for what a capture hook can record).
 
     Raises
     ------
     ConfigError
         For a name that is neither, listing the allowed ones.
     """
-    aliases, capturable = layer_aliases(model), capturable_layers(model)
+    aliases, capturable = layer_aliases(model), list(allowed) if allowed is not None else capturable_layers(model)
     unknown = [name for name in names if name not in aliases and name not in capturable]
     if unknown:
         raise ConfigError(
-            f"detect.combine_layers names unknown layer(s) {unknown}. This model's layers: {', '.join(capturable)}; "
+            f"{setting} names unknown layer(s) {unknown}. This model's layers: {', '.join(capturable)}; "
             f"aliases: {', '.join(f'{alias}={name}' for alias, name in aliases.items()) or 'none'}."
         )
     resolved = tuple(aliases.get(name, name) for name in names)
     if len(set(resolved)) != len(resolved):
-        raise ConfigError(f"detect.combine_layers names a layer twice: {list(names)} -> {list(resolved)}.")
+        raise ConfigError(f"{setting} names a layer twice: {list(names)} -> {list(resolved)}.")
     return resolved
+
+
+def hooked_layers(model: nn.Module) -> list[str]:
+    """The capturable layers that are modules of the classifier under the same name (the hidden layers and
+    ``penultimate``), so a capture hook records them as tensors of that name: what ``capture.layers`` and
+    the monitor's ``--combine-layers`` accept.  ``input`` and ``logits`` are captured as ``inputs`` and
+    ``outputs`` of PREDICT steps only, never in the reference."""
+    return [name for name in capturable_layers(model) if name not in ("input", "logits")]

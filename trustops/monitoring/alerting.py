@@ -41,7 +41,7 @@ from typing import Any
 
 from trustops.alerts import Alert, AlertManager, change_id, condition_key
 from trustops.failpoints import failpoint
-from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS
+from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS, view_title
 from trustops.monitoring.records import BatchScores, ChartedPoints, CheckedBatches, CollectedCaptures, MonitorScore, PassReport
 from trustops.monitoring.state_store import MonitorRunInProgress, StateConflict, StateStore, open_state
 from trustops.monitoring.watermark import Watermark
@@ -92,7 +92,7 @@ def headline(kind: str, evidence: dict[str, MonitorScore], batch: BatchScores, m
     also = f" (and {others} more test{'s' if others > 1 else ''})" if others else ""
     served = _served(batch)
     when = f" (served {served:%Y-%m-%d %H:%M} UTC)" if served else ""
-    return (f"{LABEL[kind]} on {model.name} v{model.version}: {VIEWS[name].title} {_how_far(strongest)}{also}, "
+    return (f"{LABEL[kind]} on {model.name} v{model.version}: {view_title(name, strongest.details)} {_how_far(strongest)}{also}, "
             f"since capture step {batch.step}{when}.")
 
 
@@ -131,6 +131,8 @@ def conditions(checked: CheckedBatches, model: RegisteredModel) -> Iterator[Cond
                     details[f"{name}.p_value"] = score.p_value
                     details[f"{name}.page_level"] = score.page_level
                     details[f"{name}.alarm"] = score.alarm
+                    if score.details.get("layers"):  # a combined test names the layers it combined
+                        details[f"{name}.layers"] = score.details["layers"]
             yield Condition("incident", kind, "p<=page_level", active, dict(
                 value=None if strongest is None else strongest.p_value,
                 kind=kind, severity=SEVERITY[kind], step=batch.step, first_step=batch.step,

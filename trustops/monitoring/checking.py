@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from trustops.failpoints import failpoint
-from trustops.monitoring.budget import STATISTICAL
+from trustops.monitoring.budget import STATISTICAL, permutation_overrides
 from trustops.monitoring.checks import (
+    COMBINED_MONITOR,
     DEFAULT_FALSE_PAGE_BUDGET,
+    DEFAULT_MONITORS,
     SHIFT,
     VIEWS,
     Traffic,
+    combine_overrides,
     fit_monitors,
     input_table,
     page_levels,
@@ -33,16 +35,32 @@ from trustops.registry import RegisteredModel
 DRIFT_REPORT_ROWS = 2_000
 
 
+@dataclass(frozen=True)
+class PassOptions:
+    """What a monitor pass checks, and how: one value for the ZenML pipeline, :func:`.loop.monitor_pass` and the benchmarks.
+
+    ``monitors``: the monitor plugins to run; ``false_page_budget``: expected clean batches between
+    false pages, all monitors together; ``drift_report``: Evidently's report ``on_shift``, ``always``
+    or ``never``; ``permutations``: the resampling monitors' count (``None``: what each one's page
+    level needs); ``combine_layers``: captured layer names (resolved, see
+    :func:`.reference.resolve_combined_layers`) that the MMD monitor tests together, one Fisher
+    combination calibrated by shared permutations; empty: the penultimate layer alone.
+    """
+
+    monitors: tuple[str, ...] = tuple(DEFAULT_MONITORS)
+    false_page_budget: float = DEFAULT_FALSE_PAGE_BUDGET
+    drift_report: str = "on_shift"
+    permutations: int | None = None
+    combine_layers: tuple[str, ...] = ()
+
+
 def check_collected(
     model: nn.Module | None,  # None only when nothing was collected
     model_info: RegisteredModel,
     collected: CollectedCaptures,
     *,
-    monitors: list[str],
     state: Path,
-    false_page_budget: float = DEFAULT_FALSE_PAGE_BUDGET,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    drift_report: str = "on_shift",
+    options: PassOptions,
 ) -> CheckedBatches:
     """Score each collected batch with each monitor; one failing monitor never stops the others.
 
@@ -50,13 +68,18 @@ def check_collected(
     found a distribution shift (``on_shift``), on every pass with batches (``always``: the
     workspace's dashboard then draws every pass), or never.  The report is the pass's HTML
     report and its snapshot in the project's Evidently workspace (:mod:`.evidently_workspace`).
+
+    With ``options.combine_layers`` each MMD score names its layers in ``details["layers"]``.
     """
     failpoint("monitor.collect")  # collected (nothing written by collecting), nothing checked yet
-    levels = page_levels(monitors, false_page_budget)
-    checked = CheckedBatches(page_levels=levels, false_page_budget=false_page_budget)
+    monitors = list(options.monitors)
+    levels = page_levels(monitors, options.false_page_budget)
+    checked = CheckedBatches(page_levels=levels, false_page_budget=options.false_page_budget)
     if collected.chunks:
         with _one_thread():
-            _check(model, model_info, collected, checked, monitors=monitors, overrides=overrides, drift_report=drift_report)
+            _check(model, model_info, collected, checked, monitors=monitors,
+                   overrides=permutation_overrides(monitors, options.permutations), drift_report=options.drift_report,
+                   combine_layers=tuple(options.combine_layers))
     failpoint("monitor.check")
     return checked
 
@@ -73,15 +96,21 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _check(model, model_info, collected, checked, *, monitors, overrides, drift_report) -> None:
+def _check(model, model_info, collected, checked, *, monitors, overrides, drift_report, combine_layers) -> None:
     levels = checked.page_levels
-    reference = load_reference(model, model_info, squeezing="feature_squeezing" in monitors)
+    combine_layers = combine_layers if COMBINED_MONITOR in monitors else ()
+    reference = load_reference(model, model_info, squeezing="feature_squeezing" in monitors, layers=combine_layers)
+    overrides = {**(overrides or {})}
+    for name, options in combine_overrides(combine_layers).items():
+        overrides[name] = {**overrides.get(name, {}), **options}
     fitted, checked.fit_failures = fit_monitors(monitors, reference, levels, overrides)
+    combination = {"layers": ",".join(combine_layers)} if combine_layers else {}
     recent_inputs: list[torch.Tensor] = []
     shifted = False
     traffic_stream = (
         item if isinstance(item, UnreadableChunk)
-        else Traffic(step=item, model=model, value_range=reference.value_range, columns=reference.columns)
+        else Traffic(step=item, model=model, value_range=reference.value_range, columns=reference.columns,
+                     combine_layers=combine_layers)
         for item in read_collected(collected)
     )
     checks = check_stream(fitted, traffic_stream, batches=len(collected.new_steps))
@@ -97,7 +126,8 @@ def _check(model, model_info, collected, checked, *, monitors, overrides, drift_
             batch.scores[name] = MonitorScore(
                 score=float(result.score), threshold=float(result.threshold), alarm=bool(result.alarm),
                 p_value=None if p_value is None else float(p_value), page_level=levels.get(name),
-                details={k: v for k, v in result.details.items() if isinstance(v, (int, float, str, bool)) or v is None},
+                details={**{k: v for k, v in result.details.items() if isinstance(v, (int, float, str, bool)) or v is None},
+                         **(combination if name == COMBINED_MONITOR else {})},
             )
             shifted |= bool(result.alarm) and VIEWS[name].evidence == SHIFT
         checked.batches.append(batch)

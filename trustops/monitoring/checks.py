@@ -23,7 +23,7 @@ import torch
 
 from monitors import Monitor, MonitorResult, get_monitor
 from monitors.sequential import draws_for_level
-from trustops.capture import CapturedStep
+from trustops.capture import CapturedStep, LayerNotFoundError
 from trustops.errors import ConfigError
 from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET, DEFAULT_MONITORS, STATISTICAL, page_levels  # noqa: F401
 from trustops.monitoring.reference import Reference
@@ -39,11 +39,25 @@ class Traffic:
     model: torch.nn.Module | None
     value_range: tuple[float, float]
     columns: tuple[str, ...] | None = None  # the reference's feature names (Reference.columns)
+    # The layers the MMD monitor tests together (``--combine-layers``, resolved); empty: penultimate alone.
+    combine_layers: tuple[str, ...] = ()
     _squeezing: list = field(default_factory=list)
 
     @property
     def penultimate(self) -> torch.Tensor:
         return self.step.tensors["penultimate"].float()
+
+    @property
+    def combined(self) -> dict[str, torch.Tensor]:
+        """``{layer: shape-(N, D) activations}`` of :attr:`combine_layers`, each flattened."""
+        missing = [name for name in self.combine_layers if name not in self.step.tensors]
+        if missing:
+            raise LayerNotFoundError(
+                missing[0], sorted(self.step.tensors),
+                f"{self.step.mode} step {self.step.step} (served by a model or server that does not capture it; "
+                "traffic captured before the model was trained with capture.layers lacks it)",
+            )
+        return {name: self.step.tensors[name].flatten(1).float() for name in self.combine_layers}
 
     @property
     def probabilities(self) -> torch.Tensor:
@@ -89,8 +103,8 @@ class MonitorView:
 VIEWS: dict[str, MonitorView] = {
     "mmd_adversarial": MonitorView(
         title="activation shift (MMD on penultimate activations)",
-        reference=lambda ref: ref.penultimate,
-        batch=lambda traffic: traffic.penultimate,
+        reference=lambda ref: dict(ref.layers) if ref.layers else ref.penultimate,
+        batch=lambda traffic: traffic.combined if traffic.combine_layers else traffic.penultimate,
         options=lambda level, value_range: {"alpha": level, "n_permutations": draws_for_level(level), "stop_after": 10,
                                             "class_matching": False, "seed": 0},
     ),
@@ -121,6 +135,26 @@ VIEWS: dict[str, MonitorView] = {
         options=lambda level, value_range: {"value_range": value_range},
     ),
 }
+
+
+COMBINED_MONITOR = "mmd_adversarial"  # the one monitor that tests several layers together
+
+
+def combined_title(layers: Sequence[str]) -> str:
+    """The combined MMD test's quantity in plain words, as an alert names it."""
+    return f"activation shift (MMD on layers {' + '.join(layers)}, combined by Fisher's method)"
+
+
+def view_title(name: str, details: Mapping[str, Any] | None = None) -> str:
+    """How an alert names monitor ``name``'s quantity; a combined MMD test names its layers (``details["layers"]``)."""
+    layers = (details or {}).get("layers")
+    return combined_title(str(layers).split(",")) if name == COMBINED_MONITOR and layers else VIEWS[name].title
+
+
+def combine_overrides(layers: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """The MMD monitor's options for a multi-layer test: the sequential early stop tests one layer only,
+    so several layers are tested with every permutation (``stop_after=None``)."""
+    return {COMBINED_MONITOR: {"stop_after": None}} if layers and len(layers) > 1 else {}
 
 
 def monitor_options(
@@ -165,9 +199,23 @@ def fit_monitors(
     return fitted, failures
 
 
+@dataclass(frozen=True)
+class ViewFailure:
+    """A batch a monitor cannot be shown (e.g. a combined layer its capture lacks): that monitor's failure."""
+
+    reason: str
+
+
 def batch_views(monitors: Iterable[str], traffic: Traffic) -> dict[str, Any]:
-    """What each applicable monitor checks in this batch."""
-    return {name: VIEWS[name].batch(traffic) for name in monitors if VIEWS[name].applies(traffic)}
+    """What each applicable monitor checks in this batch (a :class:`ViewFailure` where there is none)."""
+    views: dict[str, Any] = {}
+    for name in monitors:
+        if VIEWS[name].applies(traffic):
+            try:
+                views[name] = VIEWS[name].batch(traffic)
+            except LayerNotFoundError as error:  # one monitor's missing input must not stop the others
+                views[name] = ViewFailure(f"{type(error).__name__}: {error}")
+    return views
 
 
 def check_batch(monitors: dict[str, Monitor], step: int, views: dict[str, Any]) -> BatchCheck:
@@ -178,6 +226,9 @@ def check_batch(monitors: dict[str, Monitor], step: int, views: dict[str, Any]) 
     """
     results, failures = {}, {}
     for name, view in views.items():
+        if isinstance(view, ViewFailure):
+            failures[name] = view.reason
+            continue
         monitor = monitors[name]
         try:
             monitor.reseed(batch_seed(name, step))

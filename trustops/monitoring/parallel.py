@@ -125,6 +125,8 @@ def _portable(view: Any) -> Any:
         return _TensorRows(view)
     if isinstance(view, tuple):
         return tuple(_portable(part) for part in view)
+    if isinstance(view, dict):  # several layers (the combined MMD test)
+        return {key: _portable(part) for key, part in view.items()}
     return view
 
 
@@ -133,4 +135,6 @@ def _restored(view: Any) -> Any:
         return torch.from_numpy(view.array)
     if isinstance(view, tuple):
         return tuple(_restored(part) for part in view)
+    if isinstance(view, dict):
+        return {key: _restored(part) for key, part in view.items()}
     return view

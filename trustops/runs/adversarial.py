@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from mlflow.tracking import MlflowClient
 
@@ -36,12 +36,15 @@ def run_adversarial(settings: AdversarialSettings) -> AdversarialRunSummary:
             f"Model {found.name} v{found.version} was trained without activation capture, so there is no reference. "
             "Retrain it with capture on (the default)."
         )
+    from trustops.runs.preflight import check_detect_layers
+
+    check_detect_layers(found, settings.detect.combine_layers, root)  # a layer the model lacks fails before any attack
     from pipelines.adversarial import adversarial_pipeline
 
     run_name = f"detect-{found.name}-v{found.version}-eps{settings.attack.epsilon:g}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    parameters: dict[str, Any] = {**settings.to_dict(), "model_name": found.name, "model_version": str(found.version)}
+    resolved = dataclasses.replace(settings, model_name=found.name, model_version=str(found.version))  # "latest" pinned
     pipeline_run = run_tracked_pipeline(
-        adversarial_pipeline, run_name=run_name, experiment_name=settings.experiment_name, root=root, settings=parameters
+        adversarial_pipeline, run_name=run_name, experiment_name=settings.experiment_name, root=root, settings=resolved
     )
     return AdversarialRunSummary(
         run_name=run_name,

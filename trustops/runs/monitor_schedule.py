@@ -14,7 +14,15 @@ import re
 
 from trustops.errors import ConfigError
 from trustops.paths import default_tracking_uri, project_root
-from trustops.runs.monitoring import MONITORING_EXPERIMENT, check_monitor_names, default_monitor_names, monitor_state, resolve_monitored_model
+from trustops.runs.monitoring import (
+    MONITORING_EXPERIMENT,
+    check_combine_request,
+    check_monitor_names,
+    default_monitor_names,
+    monitor_state,
+    resolve_monitor_layers,
+    resolve_monitored_model,
+)
 from trustops.schedule import parse_cron
 from trustops.stack import ensure_stack
 from trustops.tracking import ensure_experiment
@@ -24,13 +32,16 @@ class OrchestratorCannotSchedule(ConfigError):
     """The active ZenML stack's orchestrator does not run schedules."""
 
 
-def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest", *, monitors: list[str] | None = None) -> str:
+def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest", *, monitors: list[str] | None = None,
+                      combine_layers: list[str] | None = None) -> str:
     """Hand the monitor pipeline to the stack's orchestrator on ``cron``; returns the schedule's name."""
     parse_cron(cron)
     names = monitors or default_monitor_names()
     check_monitor_names(names)
+    combined = check_combine_request(combine_layers, names)
     root = project_root()
     found = resolve_monitored_model(model_name, model_version, root)
+    layers = resolve_monitor_layers(found, combined) if combined else None
     tracking_uri = default_tracking_uri(root)
     tracker = ensure_stack(tracking_uri, root)
 
@@ -40,6 +51,7 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
     from pipelines.monitoring import monitoring_pipeline
+    from trustops.monitoring.checking import PassOptions
 
     stack = Client().active_stack
     orchestrator = stack.orchestrator
@@ -65,8 +77,8 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
         model=monitored_model(found.tags),  # every scheduled pass links to the monitored ZenML model version
     )
     # The state folder (watermark, charts, outbox) must be on storage every scheduled run sees.
-    scheduled(model_name=found.name, model_version=str(found.version), monitors=names,
-              state=str(monitor_state(root, found)), tracker=tracker)
+    scheduled(model_name=found.name, model_version=str(found.version), state=str(monitor_state(root, found)),
+              tracker=tracker, options=PassOptions(monitors=tuple(names), combine_layers=tuple(layers or ())))
     return schedule_name
 
 

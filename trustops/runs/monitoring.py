@@ -82,8 +82,13 @@ def run_monitor(
     permutations: int | None = None,
     traffic: str = "production",
     capture_uri: str | None = None,
+    combine_layers: list[str] | None = None,
 ) -> tuple[PassReport, str | None]:
     """One pass of the monitor pipeline over what ``model_name`` captured since the last pass.
+
+    ``combine_layers``: two or more layers (``block<k>``, ``features.<i>`` or ``penultimate``) that the MMD
+    monitor tests together (one Fisher combination, calibrated by shared permutations) instead of the
+    penultimate layer alone; each must be captured (the model trained with ``capture.layers``).
 
     Returns the pass report and its MLflow run id (``None`` for a pass with nothing new, which
     starts no pipeline and records no run; alerts still waiting in the outbox are delivered).
@@ -92,19 +97,22 @@ def run_monitor(
 
     names = monitors or default_monitor_names()
     budget = check_monitor_request(names, false_page_budget, drift_report, permutations)  # before anything is read
+    combined = check_combine_request(combine_layers, names)
     from trustops.monitoring.collect import collect_new_captures
     from trustops.monitoring.records import PassReport
     from trustops.monitoring.state_store import open_state
     from trustops.monitoring.watermark import exclusive_run
 
     root = project_root()
-    if (quiet := _nothing_new(model_name, model_version, root, traffic, capture_uri)) is not None:
+    # A combined test checks its layers against the model first, so even a pass with nothing new says when they are wrong.
+    if not combined and (quiet := _nothing_new(model_name, model_version, root, traffic, capture_uri)) is not None:
         return quiet, None
     from trustops.lifecycle import reconcile_abandoned_runs
 
     # A pass with work is the "next command" after a killed one: end the runs nobody owns any more.
     reconcile_abandoned_runs(default_tracking_uri(root), root=root)
     found = resolve_monitored_model(model_name, model_version, root)
+    layers = resolve_monitor_layers(found, combined) if combined else None  # before any pass starts
     state = monitor_state(root, found, traffic)
     store = open_state(state)
     capture = capture_uri or found.capture_uri
@@ -117,18 +125,41 @@ def run_monitor(
             report.pending_alerts = deliver_pending_alerts(store)
             return report, None
         from pipelines.monitoring import monitoring_pipeline
+        from trustops.monitoring.checking import PassOptions
         from trustops.runs.zenml_runs import run_tracked_pipeline
         from trustops.zenml_model import monitored_model
 
         pipeline_run = run_tracked_pipeline(
             monitoring_pipeline, run_name=pass_run_name(), experiment_name=MONITORING_EXPERIMENT, root=root,
             model=lambda: monitored_model(found.tags),  # the ZenML model version its training run made, if any
-            model_name=found.name, model_version=str(found.version), monitors=names, state=str(state),
-            false_page_budget=budget, drift_report=drift_report, permutations=permutations, capture_uri=capture_uri,
-            traffic=traffic,
+            model_name=found.name, model_version=str(found.version), state=str(state), capture_uri=capture_uri,
+            traffic=traffic, options=PassOptions(monitors=tuple(names), false_page_budget=budget, drift_report=drift_report,
+                                                 permutations=permutations, combine_layers=tuple(layers or ())),
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
+
+
+def check_combine_request(combine_layers: list[str] | None, monitors: list[str]) -> tuple[str, ...] | None:
+    """The ``--combine-layers`` names, or ``None``; their form checked before anything is read (which
+    layers the model has: :func:`resolve_monitor_layers`)."""
+    from trustops.settings import check_combine_layers
+
+    combined = check_combine_layers(combine_layers, "--combine-layers")
+    if combined and "mmd_adversarial" not in monitors:
+        raise ConfigError(f"--combine-layers combines layers in the mmd_adversarial monitor, which this pass does not run "
+                          f"(monitors: {', '.join(monitors)}). Add it to --monitors, or drop --combine-layers.")
+    return combined
+
+
+def resolve_monitor_layers(found: RegisteredModel, names: tuple[str, ...]) -> list[str]:
+    """The captured layers ``names`` stand for on ``found``: its model lists the names it has, its reference
+    capture the layers it recorded; a :class:`ConfigError` (one line) for any other."""
+    from trustops.monitoring.reference import resolve_combined_layers
+    from trustops.runs.preflight import load_registered_module
+
+    model = load_registered_module(found)
+    return list(resolve_combined_layers(model, found, names))
 
 
 def pass_run_name(now: float | None = None) -> str:

@@ -79,7 +79,7 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     try:
         pipeline_run = run_tracked_pipeline(
             training_pipeline, run_name=run_name, experiment_name=settings.tracking.experiment_name, root=root,
-            model=zenml_model, settings=settings.to_dict(), resolved_config=resolved_config, run_tags=run_tags,
+            model=zenml_model, settings=settings, resolved_config=resolved_config, run_tags=run_tags,
         )
     except BaseException:
         if zenml_version:  # a failed run's version must not pass for a registered one

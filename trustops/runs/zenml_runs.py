@@ -155,8 +155,12 @@ def _explain_failure(error: Exception, run_name: str) -> Exception:
 
 
 def _failed_step_error(run_name: str) -> Exception | None:
-    """Rebuild the exception a failed step raised, from the traceback ZenML stored for it."""
-    import importlib
+    """The exception a failed step raised, rebuilt from the class and message ZenML recorded for it.
+
+    A trustops error comes back as itself (a bad setting stays a :class:`ConfigError`); any
+    other becomes a :class:`PipelineRunFailed` naming the step, the class and the message.
+    """
+    import pkgutil
 
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
@@ -169,16 +173,14 @@ def _failed_step_error(run_name: str) -> Exception | None:
         info = step_run.exception_info
         if step_run.status != ExecutionStatus.FAILED or info is None:
             continue
-        source = info.source or ""
-        marker = f"{source}: " if source else ""
-        at = info.traceback.rfind(marker) if marker else -1
-        message = info.traceback[at + len(marker):].strip() if at >= 0 else info.traceback.strip().splitlines()[-1]
-        module_name, _, class_name = source.rpartition(".")
+        message = info.message or ""  # str(exception), as ZenML records it
+        # Not ZenML's source_utils.load: it needs a source root, which this process may not have.
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
+            cls = pkgutil.resolve_name(info.source) if info.source else None
         except (ImportError, AttributeError, ValueError):
             cls = None
         if isinstance(cls, type) and issubclass(cls, TrustopsError):
             return cls(message)
-        return PipelineRunFailed(f"Step {step_name} of pipeline run {run_name} failed: {class_name or 'error'}: {message}")
+        class_name = (info.source or "").rpartition(".")[2] or "error"
+        return PipelineRunFailed(f"Step {step_name} of pipeline run {run_name} failed: {class_name}: {message}")
     return None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trustops.capture.hooks import CAPTURE_LAYERS_ATTR
 from trustops.data.loading import DatasetInfo
 from trustops.errors import DataError
 from trustops.models.networks import Classifier, TabularPreprocess, build_classifier
@@ -124,6 +125,18 @@ def _deterministic_fit() -> Iterator[None]:
         torch.backends.cudnn.benchmark = before[3]
 
 
+def set_capture_layers(model: Classifier, names: Sequence[str] | None) -> None:
+    """Record on ``model`` the further layers every capture of it records (``capture.layers``, resolved to
+    module names): pickled with the model, so the training reference and the served traffic hold the same
+    layers, and the monitor can combine them.  A name the model lacks fails here, before any epoch."""
+    if not names:
+        return
+    from trustops.detection.layers import hooked_layers, resolve_layers
+
+    resolved = resolve_layers(model, names, setting="capture.layers", allowed=hooked_layers(model))
+    setattr(model, CAPTURE_LAYERS_ATTR, tuple(name for name in resolved if name != "penultimate"))
+
+
 def _build(settings: TrainSettings, info: DatasetInfo, preprocess: TabularPreprocess | None = None) -> Classifier:
     return build_classifier(
         settings.model.family,
@@ -157,6 +170,7 @@ def _fresh_copy(trained: nn.Module, settings: TrainSettings, info: DatasetInfo) 
     preprocess = trained.standardize if isinstance(trained.standardize, TabularPreprocess) else None
     clean = _build(settings, info, preprocess)
     clean.load_state_dict(trained.state_dict())
+    set_capture_layers(clean, getattr(trained, CAPTURE_LAYERS_ATTR, None))
     return clean.eval()
 
 
@@ -193,6 +207,7 @@ def train_classifier(
 
     preprocess = fit_input_preprocess(frame, info, settings)
     model = _build(settings, info, preprocess)
+    set_capture_layers(model, settings.capture.layers if settings.capture.enabled else None)
     if preprocess is None:  # images: one mean and std for all pixels, as they share one scale
         model.set_input_statistics(float(train_set.tensors[0].mean()), float(train_set.tensors[0].std().clamp_min(1e-6)))
     optimizer = build_optimizer(model, settings)
