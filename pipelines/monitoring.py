@@ -35,6 +35,6 @@ def monitoring_pipeline(
     model_info = tracked(resolve_registered_version)(model_name=model_name, model_version=model_version)
     collected, monitoring_run_id = tracked(collect_captures)(model_info=model_info, state=state, capture_uri=capture_uri,
                                                              traffic=traffic)
-    checked = tracked(check_captures)(model_info=model_info, collected=collected, state=state, options=options)
+    checked = tracked(check_captures)(model_info=model_info, collected=collected, options=options)
     charted = tracked(chart_metrics)(checked=checked, model_info=model_info, state=state, monitoring_run_id=monitoring_run_id)
     tracked(send_alerts)(collected=collected, checked=checked, charted=charted, model_info=model_info, state=state)

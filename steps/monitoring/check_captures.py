@@ -16,14 +16,14 @@ from trustops.tracking import log_history
 
 @step(enable_cache=False)
 def check_captures(
-    model_info: dict[str, Any], collected: CollectedCaptures, state: str, options: PassOptions
+    model_info: dict[str, Any], collected: CollectedCaptures, options: PassOptions
 ) -> Annotated[CheckedBatches, "checked_batches"]:
     import mlflow
 
     found = RegisteredModel.from_dict(model_info)
     # Loaded here, from the registry, and only when there is something to check.
     model = mlflow.pytorch.load_model(found.model_uri).eval() if collected.chunks else None
-    checked = check_collected(model, found, collected, state=Path(state), options=options)
+    checked = check_collected(model, found, collected, options=options)
     # One MLflow step per capture step, so each metric's history plots over time.
     log_history(({"step": batch.step, **batch.metric_row()} for batch in checked.batches), step_key="step")
     if checked.batches:  # the batches the pass monitored, as its input: named and digested by their capture steps

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -59,7 +58,6 @@ def check_collected(
     model_info: RegisteredModel,
     collected: CollectedCaptures,
     *,
-    state: Path,
     options: PassOptions,
 ) -> CheckedBatches:
     """Score each collected batch with each monitor; one failing monitor never stops the others.

@@ -42,7 +42,7 @@ def monitor_pass(
     """
     with exclusive_run(state / "run.lock"):
         collected = collect_new_captures(capture_uri or model_info.capture_uri, state)
-        checked = check_collected(model, model_info, collected, state=state, options=options)
+        checked = check_collected(model, model_info, collected, options=options)
         charted = chart_batches(checked, state=state, title_suffix=f"{model_info.name}/{model_info.version}")
         return send_alerts(collected, checked, charted, model_info=model_info, state=state, alerts=alerts,
                            run_id=run_id, run_url=run_url)
