@@ -22,11 +22,12 @@ UV_SYNC_FLAGS := --python $(BIN)/python --compile-bytecode $(INDEX_FLAGS)
 
 install: $(INSTALLED)
 
-$(INSTALLED): requirements/lock.txt pyproject.toml
+$(INSTALLED): requirements/lock.txt requirements/alibi-reference.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(UV) pip sync --quiet $(UV_SYNC_FLAGS) requirements/lock.txt
 	$(UV) pip install --quiet $(UV_SYNC_FLAGS) --no-deps --no-build-isolation -e .
+	$(UV) pip install --quiet $(UV_SYNC_FLAGS) --no-deps --target $(VENV)/alibi-reference -r requirements/alibi-reference.txt
 	@$(BIN)/python -m trustops.install_hooks
 	@! $(BIN)/python -m pip list 2>/dev/null | grep -iE '^(nvidia-|triton)' || (echo "CUDA packages were installed: the lock must keep torch CPU-only." >&2; exit 1)
 	@touch $@

@@ -51,6 +51,12 @@ COMMANDS = [
     Command("bad_override", ("config", "dp.target_epsilon=-1"), 2, 2.0),
     Command("unknown_key", ("train", "nosuchkey=1"), 2, 2.0),
     # One more command is one more line here, e.g. Command("storage_show", ("storage", "show"), 0, 2.0).
+    # What a training process imports before it trains (Lightning, Opacus, the networks); and the same with the
+    # alibi-detect reference folder on the path, as its packages were in the environment before: torchmetrics then
+    # finds transformers installed and imports it with its text metrics.
+    Command("import_training", ("-c", "import trustops.training.trainer"), 0, None, python=True),
+    Command("import_training_transformers", ("-c", "import sys; sys.path.append(sys.prefix + '/alibi-reference'); "
+                                             "import trustops.training.trainer; assert 'transformers' in sys.modules"), 0, None, python=True),
 ]
 # ---- no-op `trustops monitor` -------------------------------------------------------------
 # Needs a registered model trained with capture on, which costs a training run (about a minute

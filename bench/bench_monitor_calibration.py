@@ -122,7 +122,7 @@ class Loop:
 
 def batch_incidents(report) -> list[dict[str, Any]]:
     """Per monitored batch: which monitors alarmed and which incident kinds it opened."""
-    from trustops.monitoring.checks import VIEWS
+    from trustops.monitoring.batch_check import VIEWS
 
     rows = []
     for metrics in report.metrics:
@@ -132,7 +132,7 @@ def batch_incidents(report) -> list[dict[str, Any]]:
 
 
 def clean_run(loop: Loop, n_batches: int, per_pass: int) -> dict[str, Any]:
-    from trustops.monitoring.checks import DEFAULT_FALSE_PAGE_BUDGET
+    from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET
 
     state, capture = loop.fresh_state("clean")
     per_batch: list[dict[str, Any]] = []

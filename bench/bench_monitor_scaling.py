@@ -99,14 +99,14 @@ def worker(base: Path, n: int, batch_size: int, repeats: int, store: str = "loca
     from trustops.monitoring.loop import monitor_pass
     from trustops.monitoring.parallel import monitor_workers
     from trustops.registry import RegisteredModel
-    from trustops.settings import TrainSettings
+    from trustops.settings import TrainSettings, rebuild
     from trustops.training.tensors import features_tensor
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix=f"monitor-{n}-", dir=base))
     capture_uri = f"{store.rstrip('/')}/{work.name}/capture" if store.startswith("s3://") else str(work / "capture")
     _copy_capture(base / "capture", capture_uri)
-    settings = TrainSettings.from_dict(json.loads((base / "settings.json").read_text()))
+    settings = rebuild(TrainSettings, json.loads((base / "settings.json").read_text()))
     model = torch.load(base / "model.pt", weights_only=False).eval()
     import pandas as pd
 

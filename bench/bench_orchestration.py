@@ -133,7 +133,7 @@ def _monitor_pass_overhead(settings, repeats: int) -> dict[str, Any]:
             capture.flush()
 
     def pipeline() -> None:
-        run_monitor(name, str(found.version), monitors=monitors)
+        run_monitor(name, str(found.version), PassOptions(monitors=tuple(monitors)))
 
     def plain() -> None:
         shutil.rmtree(state.with_name("plain"), ignore_errors=True)

@@ -11,10 +11,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustops.errors import Terminated, TrustopsError
 from trustops.settings import DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from trustops.monitoring.budget import PassOptions
 
 logger = logging.getLogger("trustops")
 
@@ -151,17 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     monitor = commands.add_parser("monitor", help="Monitor the batches a registered model captured since the last run.")
     monitor.add_argument("--model", default=DEFAULT_MODEL_NAME, help="NAME or NAME:VERSION (default: %(default)s, latest)")
-    monitor.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
-    monitor.add_argument("--false-page-budget", default="500", metavar="BATCHES",
-                         help="expected clean batches between false pages, all monitors together (default: %(default)s)")
-    monitor.add_argument("--permutations", type=int, default=None,
-                         help="resamples per test (default: the fewest that reach each monitor's page limit)")
-    monitor.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
-                         help="Evidently's drift report over the pass's rows, as HTML and as a snapshot in the Evidently "
-                              "workspace (`always` draws every pass in `trustops drift-ui`; default: %(default)s)")
-    monitor.add_argument("--combine-layers", nargs="+", default=None, metavar="LAYER",
-                         help="test these layers together in mmd_adversarial, one Fisher combination (e.g. block2 penultimate; "
-                              "each captured: train with capture.layers=[block2]). Default: the penultimate layer alone")
+    _add_pass_arguments(monitor)
     monitor.add_argument("--repair", action="store_true",
                          help="first move damaged state files aside (NAME.damaged-TIME) and start them afresh")
 
@@ -170,8 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--model", default=DEFAULT_MODEL_NAME, help="NAME or NAME:VERSION (default: %(default)s)")
     schedule.add_argument("--print-crontab", action="store_true", help="print the crontab line instead of running")
     schedule.add_argument("--max-runs", type=int, default=None, help="stop after this many runs (default: never)")
-    schedule.add_argument("--combine-layers", nargs="+", default=None, metavar="LAYER",
-                          help="as for `trustops monitor`: every scheduled pass tests these layers together in mmd_adversarial")
+    _add_pass_arguments(schedule)  # every scheduled pass runs with them
     schedule.add_argument("--zenml", action="store_true",
                           help="register a ZenML Schedule on the active stack's orchestrator (Kubernetes, Airflow) instead")
     schedule.add_argument("--delete", action="store_true",
@@ -305,6 +297,29 @@ def _terminate_like_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _add_pass_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a monitor pass checks, and how: the same flags for ``trustops monitor`` and ``trustops schedule``."""
+    parser.add_argument("--monitors", nargs="+", default=None, help="monitor plugins to run (default: all the loop knows)")
+    parser.add_argument("--false-page-budget", default="500", metavar="BATCHES",
+                        help="expected clean batches between false pages, all monitors together (default: %(default)s)")
+    parser.add_argument("--permutations", type=int, default=None,
+                        help="resamples per test (default: the fewest that reach each monitor's page limit)")
+    parser.add_argument("--drift-report", choices=("on_shift", "always", "never"), default="on_shift",
+                        help="Evidently's drift report over the pass's rows, as HTML and as a snapshot in the Evidently "
+                             "workspace (`always` draws every pass in `trustops drift-ui`; default: %(default)s)")
+    parser.add_argument("--combine-layers", nargs="+", default=None, metavar="LAYER",
+                        help="test these layers together in mmd_adversarial, one Fisher combination (e.g. block2 penultimate; "
+                             "each captured: train with capture.layers=[block2]). Default: the penultimate layer alone")
+
+
+def _pass_options(args: argparse.Namespace) -> PassOptions:
+    """The pass options the flags ask for, every rule checked (a :class:`ConfigError` before anything is read)."""
+    from trustops.monitoring.budget import PassOptions
+
+    return PassOptions.requested(args.monitors, false_page_budget=args.false_page_budget, drift_report=args.drift_report,
+                                 permutations=args.permutations, combine_layers=args.combine_layers)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from trustops import commands
 
@@ -314,13 +329,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                                         dvc_reports=args.dvc_reports, params_file=args.params_file),
         "detect": lambda: commands.detect(args.overrides),
         "trust": lambda: commands.trust_study(args.study, args.overrides),
-        "monitor": lambda: commands.monitor(args.model, args.monitors, false_page_budget=args.false_page_budget,
-                                            permutations=args.permutations, drift_report=args.drift_report,
-                                            repair=args.repair, combine_layers=args.combine_layers),
+        "monitor": lambda: commands.monitor(args.model, _pass_options(args), repair=args.repair),
         "predict": lambda: commands.predict(args),
-        "schedule": lambda: commands.schedule(args.cron, args.model, print_crontab=args.print_crontab, max_runs=args.max_runs,
-                                              combine_layers=args.combine_layers,
-                                              on_stack=args.zenml, delete=args.delete),
+        "schedule": lambda: commands.schedule(args.cron, args.model, _pass_options(args), print_crontab=args.print_crontab,
+                                              max_runs=args.max_runs, on_stack=args.zenml, delete=args.delete),
         "prepare": lambda: commands.prepare(args.out, seed=args.seed, dataset=args.dataset, source_dir=args.source_dir),
         "config": lambda: commands.train(args.overrides, cfg=args.cfg, info=args.info),
         "ui": lambda: commands.ui(args.host, args.port, workers=args.workers, jobs=args.jobs, timeout=args.timeout),

@@ -6,8 +6,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustops.paths import default_artifact_root, default_tracking_uri, project_root
+
+if TYPE_CHECKING:
+    from trustops.monitoring.budget import PassOptions
 
 # Nothing heavy at module level: `trustops config` and a rejected override must not pay for
 # torch, ZenML, MLflow or pandas.  Each command imports them once its input is validated.
@@ -163,8 +167,7 @@ def trust_study(study: str, overrides: Sequence[str]) -> int:
         return {"robustness": run_robustness, "reproducibility": run_reproducibility}[study](list(overrides))
 
 
-def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object = 500.0, permutations: int | None = None,
-            drift_report: str = "on_shift", repair: bool = False, combine_layers: list[str] | None = None) -> int:
+def monitor(model: str, options: PassOptions | None = None, *, repair: bool = False) -> int:
     from trustops.runs.monitoring import repair_monitor_state, run_monitor
     from trustops.summary import format_table, ui_hint
 
@@ -172,8 +175,7 @@ def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object
     if repair:
         for line in repair_monitor_state(name, version or "latest") or ["No damaged monitor state; nothing to repair."]:
             print(line)
-    report, run_id = run_monitor(name, version or "latest", monitors=monitors, false_page_budget=false_page_budget,
-                                 permutations=permutations, drift_report=drift_report, combine_layers=combine_layers)
+    report, run_id = run_monitor(name, version or "latest", options)
     if report.no_op:
         # A no-op pass may record no MLflow run at all (run_id None): it is a cheap poll.
         recorded = f" (MLflow run {run_id[:12]} records the no-op)" if run_id else ""
@@ -196,42 +198,42 @@ def monitor(model: str, monitors: list[str] | None, *, false_page_budget: object
     return 0
 
 
-def schedule(cron: str | None, model: str, *, print_crontab: bool, max_runs: int | None, on_stack: bool = False,
-             delete: bool = False, combine_layers: list[str] | None = None) -> int:
+def schedule(cron: str | None, model: str, options: PassOptions | None = None, *, print_crontab: bool,
+             max_runs: int | None, on_stack: bool = False, delete: bool = False) -> int:
+    """Every scheduled pass runs with ``options``, checked now (and its layers against the model), not at the first tick."""
     from trustops.errors import ConfigError
+    from trustops.monitoring.budget import PassOptions
     from trustops.schedule import crontab_line, parse_cron, run_schedule
 
+    options = options if options is not None else PassOptions()
+    name, _, version = model.partition(":")
     if delete:
         if not on_stack or cron or print_crontab:
             raise ConfigError("--delete removes a ZenML schedule: use `trustops schedule --zenml --delete --model NAME[:VERSION]`"
                               " (no --cron, no --print-crontab).")
         from trustops.runs.monitor_schedule import delete_schedules
 
-        name, _, version = model.partition(":")
         for line in delete_schedules(name, version):
             print(line)
         return 0
     if not cron:
         raise ConfigError("--cron is required, e.g. --cron '*/5 * * * *' (UTC).")
-    if combine_layers:  # checked against the model now, not at the first tick
-        from trustops.runs.monitoring import check_combine_request, default_monitor_names, resolve_monitor_layers, resolve_monitored_model
+    parse_cron(cron)
+    if options.combine_layers:
+        from trustops.runs.monitoring import resolve_monitored_model, resolve_pass_layers
 
-        name, _, version = model.partition(":")
-        resolve_monitor_layers(resolve_monitored_model(name, version or "latest", project_root()),
-                               check_combine_request(combine_layers, default_monitor_names()))
+        resolve_pass_layers(resolve_monitored_model(name, version or "latest", project_root()), options)
     if print_crontab:
-        print(crontab_line(cron, model, project_root(), combine_layers=combine_layers))
+        print(crontab_line(cron, model, project_root(), options))
         return 0
     if on_stack:
         from trustops.runs.monitor_schedule import schedule_on_stack
 
-        name, _, version = model.partition(":")
-        schedule_name = schedule_on_stack(cron, name, version or "latest", combine_layers=combine_layers)
+        schedule_name = schedule_on_stack(cron, name, version or "latest", options)
         print(f"Registered ZenML schedule {schedule_name!r} ({cron!r}) on the active stack's orchestrator.")
         return 0
-    parse_cron(cron)
     print(f"Monitoring {model} on schedule {cron!r} (UTC); Ctrl-C to stop.", flush=True)
-    return run_schedule(cron, lambda: monitor(model, None, combine_layers=combine_layers), max_runs=max_runs)
+    return run_schedule(cron, lambda: monitor(model, options), max_runs=max_runs)
 
 
 def predict(args) -> int:

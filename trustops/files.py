@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomically(path: str | Path, data: bytes | str, *, durable: bool = True) -> Path:
@@ -43,3 +44,12 @@ def fsync_folder(folder: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_png(figure: Any, path: str | Path, *, dpi: int) -> Path:
+    """Render a Matplotlib ``figure`` as PNG and write it to ``path`` whole (a reader never sees half a picture)."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return write_atomically(path, buffer.getvalue(), durable=False)

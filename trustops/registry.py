@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from trustops.errors import ConfigError
 from trustops.lifecycle import READY, STATUS_TAG
-from trustops.settings import TrainSettings
+from trustops.settings import TrainSettings, rebuild
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -30,20 +30,7 @@ class RegisteredModel:
         return self.tags.get("capture_uri")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "run_id": self.run_id, "model_uri": self.model_uri,
-                "tags": self.tags, "training": self.training.to_dict()}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RegisteredModel:
-        return cls(**{**values, "training": TrainSettings.from_dict(values["training"])})
-
-
-def _strip_targets(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip_targets(v) for k, v in node.items() if not k.startswith("_")}
-    if isinstance(node, list):
-        return [_strip_targets(v) for v in node]
-    return node
+        return asdict(self)
 
 
 def split_model_spec(name: str, version: str = "latest") -> tuple[str, str]:
@@ -82,7 +69,7 @@ def resolve_registered_model(name: str, version: str = "latest", client: MlflowC
     except MlflowException as error:
         raise ConfigError(f"Registered model {name!r} version {version!r} was not found: {error.message}") from error
     config = yaml.safe_load(open(client.download_artifacts(found.run_id, "config/resolved.yaml")))
-    training = TrainSettings.from_dict(_strip_targets(config))
+    training = rebuild(TrainSettings, config)  # the run's Hydra config, its `_target_` keys ignored
     return RegisteredModel(
         name=name, version=int(found.version), run_id=found.run_id, model_uri=f"models:/{name}/{found.version}",
         tags=dict(found.tags), training=training,

@@ -14,8 +14,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustops.errors import ConfigError, TrustopsError
+
+if TYPE_CHECKING:
+    from trustops.monitoring.budget import PassOptions
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +35,13 @@ def parse_cron(expression: str):
     return croniter(expression, datetime.now(timezone.utc))
 
 
-def crontab_line(expression: str, model: str, root: Path, *, combine_layers: list[str] | None = None) -> str:
+def crontab_line(expression: str, model: str, root: Path, options: PassOptions | None = None) -> str:
+    """A crontab line that runs ``trustops monitor`` on ``model`` with ``options`` at every tick, logging to the project."""
     parse_cron(expression)
     trustops = Path(sys.executable).parent / "trustops"
     log = root / ".trustops" / "monitoring" / "cron.log"
-    combine = "".join(f" {shlex.quote(layer)}" for layer in combine_layers or ())
-    options = f" --combine-layers{combine}" if combine else ""
-    command = (f"cd {shlex.quote(str(root))} && {shlex.quote(str(trustops))} monitor --model {shlex.quote(model)}{options} "
+    flags = "".join(f" {shlex.quote(flag)}" for flag in options.command_flags()) if options is not None else ""
+    command = (f"cd {shlex.quote(str(root))} && {shlex.quote(str(trustops))} monitor --model {shlex.quote(model)}{flags} "
                f">> {shlex.quote(str(log))} 2>&1")
     return f"{expression} {command}"
 

@@ -7,10 +7,13 @@ construction, so a bad value fails before any data is read or any run is created
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from trustops.errors import ConfigError
+
+RecordT = TypeVar("RecordT")
 
 # The registered model of the embedded default data (``trustops-<data file stem>``): what commands
 # that take a model use when none is named.
@@ -38,6 +41,23 @@ def _require(condition: bool, message: str) -> None:
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     _require(value in allowed, f"{key} must be one of {', '.join(allowed)}. Got: {value!r}")
+
+
+
+def rebuild(record_type: type[RecordT], values: Mapping[str, Any]) -> RecordT:
+    """A settings dataclass (or a record holding them) rebuilt from plain values, nested ones too, the way ZenML
+    rebuilds a step's typed parameters: validated by pydantic, each class's own checks run, and keys it does
+    not have (Hydra's ``_target_`` in a saved config) ignored."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(record_type).validate_python(values)
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        if isinstance(original := first.get("ctx", {}).get("error"), ConfigError):
+            raise original from None  # a class's own check: its one-line message as it wrote it
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}: {first['msg'].lower()}. Got: {first['input']!r}") from None
 
 
 @dataclass(frozen=True)
@@ -248,17 +268,6 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
-        return cls(
-            data=DataSettings(**values["data"]),
-            model=ModelSettings(**values["model"]),
-            trainer=TrainerSettings(**values["trainer"]),
-            dp=DPSettings(**values["dp"]),
-            tracking=TrackingSettings(**values["tracking"]),
-            capture=CaptureSettings(**values.get("capture", {})),
-        )
-
 
 NORMS = ("inf", "l2")
 
@@ -362,13 +371,3 @@ class AdversarialSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AdversarialSettings:
-        return cls(
-            model_name=values["model_name"],
-            model_version=str(values["model_version"]),
-            experiment_name=values["experiment_name"],
-            attack=AttackSettings(**values["attack"]),
-            detect=DetectSettings(**values["detect"]),
-        )

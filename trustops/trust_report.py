@@ -169,13 +169,9 @@ def _detection_section(client: MlflowClient, run: Run | None) -> Section:
 
 
 def _reproducibility_section(client: MlflowClient, data_hash: str | None) -> Section:
-    section = Section("Reproducibility (prediction difference)")
-    run, table = _latest_study(client, data_hash, "reproducibility")
-    if table is None:
-        section.note = "No reproducibility study on this data yet: `trustops trust reproducibility`."
-        return section
-    section.source = f"Study `{run.info.run_id}` on the same data (its own models, trained like this one)."
-    for _, row in table.iterrows():
+    section, table = _study_section(client, data_hash, "reproducibility", "Reproducibility (prediction difference)",
+                                    models="its own models, trained like this one")  # fmt: skip
+    for _, row in table.iterrows() if table is not None else ():
         pairs = int(row.get("pairs", 0))
         section.figures.append(Figure(
             f"relative PD, {row['variant']} ({pairs} pairs)", f"{row['relative_pd_mean']:.4f}",
@@ -184,14 +180,20 @@ def _reproducibility_section(client: MlflowClient, data_hash: str | None) -> Sec
 
 
 def _robustness_section(client: MlflowClient, data_hash: str | None) -> Section:
-    section = Section("Robustness (accuracy under PGD)")
-    run, table = _latest_study(client, data_hash, "robustness")
-    if table is None:
-        section.note = "No robustness study on this data yet: `trustops trust robustness`."
-        return section
-    section.source = f"Study `{run.info.run_id}` on the same data (its own models)."
+    section, table = _study_section(client, data_hash, "robustness", "Robustness (accuracy under PGD)", models="its own models")
     section.table = table
     return section
+
+
+def _study_section(client: MlflowClient, data_hash: str | None, study: str, title: str, *, models: str) -> tuple[Section, pd.DataFrame | None]:
+    """A section for the latest ``trustops trust <study>`` on this data, and its table; a note saying how to run it when there is none."""
+    section = Section(title)
+    run, table = _latest_study(client, data_hash, study)
+    if table is None:
+        section.note = f"No {study} study on this data yet: `trustops trust {study}`."
+    else:
+        section.source = f"Study `{run.info.run_id}` on the same data ({models})."
+    return section, table
 
 
 def _latest_study(client: MlflowClient, data_hash: str | None, study: str) -> tuple[Run | None, pd.DataFrame | None]:

@@ -33,18 +33,15 @@ class CUSUMChart(IndividualObservations, ControlChart):
         Reference value (allowance), ``k >= 0``; half the shift to detect quickly (0.5 for 1 sigma).
     h
         Decision interval, ``h > 0``; ``k=0.5, h=5`` gives an in-control ARL of about 465.
-    mean, sigma
-        Process mean and sigma of single observations; whichever is ``None`` is estimated by ``fit``.
     headstart
         Fast initial response: both sums start (and restart) at this value, ``0 <= headstart < h``
         (Lucas and Crosier suggest ``h / 2``).
     reset_on_signal
         Restart both sums at ``headstart`` after a signal, as after a corrective action; otherwise
         the sums run on and the chart keeps signalling while the shift lasts.
-    sigma_method
-        Phase I sigma estimate: ``"moving_range"`` or ``"std"``.
-    min_baseline, history_size
-        See :class:`~monitors.control_charts.base.ControlChart`.
+    mean, sigma, sigma_method, min_baseline, history_size
+        The Phase I estimate of single observations' mean and sigma: see
+        :class:`~monitors.control_charts.individual_observations.IndividualObservations`.
 
     Examples
     --------

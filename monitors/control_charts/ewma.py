@@ -30,14 +30,11 @@ class EWMAChart(IndividualObservations, ControlChart):
     L
         Limit width in standard deviations of the EWMA; ``lam=0.2, L=2.962`` gives an in-control
         ARL of about 500 (Lucas and Saccucci, 1990).
-    mean, sigma
-        Process mean and sigma of single observations; whichever is ``None`` is estimated by ``fit``.
     limits
         ``"exact"`` or ``"asymptotic"``.
-    sigma_method
-        Phase I sigma estimate: ``"moving_range"`` or ``"std"``.
-    min_baseline, history_size
-        See :class:`~monitors.control_charts.base.ControlChart`.
+    mean, sigma, sigma_method, min_baseline, history_size
+        The Phase I estimate of single observations' mean and sigma: see
+        :class:`~monitors.control_charts.individual_observations.IndividualObservations`.
 
     Examples
     --------

@@ -16,7 +16,10 @@ that :func:`monitors.mmd.pvalues.critical_value` defines, so ``score > threshold
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -28,18 +31,23 @@ from monitors.mmd.kernel import GaussianKernelSum
 from monitors.mmd.pvalues import max_exceedances
 from monitors.mmd_adversarial import MMDAdversarialMonitor
 
+# Where `make install` puts alibi-detect and the packages its import needs (requirements/alibi-reference.txt):
+# a folder of its own, outside the environment's site-packages, because its import needs transformers, and
+# with transformers installed every `import lightning` imports it too (torchmetrics' text metrics).
+REFERENCE_FOLDER = Path(sys.prefix) / "alibi-reference"
 INSTALL_HINT = (
     "Install it (check your Business Source License first) with\n"
-    "  uv pip install --no-deps alibi-detect==0.13.0 "
-    "transformers==4.57.6 huggingface-hub==0.36.2 tokenizers==0.22.2 safetensors==0.8.0 "
-    "numba==0.68.1 llvmlite==0.50.0 dill==0.3.9 toml==0.10.2 catalogue==2.0.10\n"
+    "  uv pip install --no-deps --target .venv/alibi-reference -r requirements/alibi-reference.txt\n"
     "(--no-deps: alibi-detect 0.13 declares numpy<2 and numba<0.60, which would replace the "
     "project's numpy; its MMD path runs with numpy 2 and numba 0.68), or use MMDAdversarialMonitor."
 )
 
 
 def load_mmd_drift() -> Any:
-    """alibi-detect's ``MMDDrift`` class, or a :class:`MonitorDependencyError` with the install hint."""
+    """alibi-detect's ``MMDDrift`` class (from the environment, else from :data:`REFERENCE_FOLDER`), or a
+    :class:`MonitorDependencyError` with the install hint."""
+    if importlib.util.find_spec("alibi_detect") is None and REFERENCE_FOLDER.is_dir():
+        sys.path.append(str(REFERENCE_FOLDER))  # after site-packages: the environment's numpy and torch win
     try:
         from alibi_detect.cd import MMDDrift
     except ImportError as error:

@@ -2,10 +2,9 @@
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-import torch
 from torch import nn
 from zenml import step
 
@@ -18,7 +17,7 @@ from trustops.tracking import log_batch
 
 @step(enable_cache=False)
 def attack_split(
-    model: nn.Module, model_info: dict[str, Any], settings: AttackSettings
+    model: nn.Module, model_info: RegisteredModel, settings: AttackSettings
 ) -> tuple[
     Annotated[np.ndarray, "clean_inputs"],
     Annotated[np.ndarray, "adversarial_inputs"],
@@ -29,7 +28,7 @@ def attack_split(
 
     import mlflow
 
-    inputs, labels, clamp = load_split(RegisteredModel.from_dict(model_info), settings.split)
+    inputs, labels, clamp = load_split(model_info, settings.split)
     adversarial = pgd_attack(model, inputs, labels, norm=settings.norm, epsilon=settings.epsilon,
                              step_size=settings.effective_step_size, steps=settings.steps, clamp=clamp)
     metrics = attack_metrics(model, inputs, adversarial, labels)

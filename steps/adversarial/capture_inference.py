@@ -14,6 +14,7 @@ from zenml import get_step_context, step
 
 from trustops.capture import ActivationCapture
 from trustops.errors import ConfigError
+from trustops.registry import RegisteredModel
 from trustops.tracking import log_batch
 
 
@@ -35,16 +36,16 @@ def experiment_capture_uri(run_name: str) -> tuple[str, str | None]:
 
 @step(enable_cache=False)
 def capture_inference(
-    model: nn.Module, model_info: dict[str, Any], clean_inputs: np.ndarray, adversarial_inputs: np.ndarray
+    model: nn.Module, model_info: RegisteredModel, clean_inputs: np.ndarray, adversarial_inputs: np.ndarray
 ) -> Annotated[dict[str, Any], "captured_steps"]:
     """``{"clean": [step], "adversarial": [step], "capture_uri": uri, "endpoint_url": url}`` of the run's own store."""
-    reference_uri = model_info["tags"].get("capture_uri")
+    reference_uri = model_info.capture_uri
     if not reference_uri:
         raise ConfigError(
-            f"Model {model_info['name']} v{model_info['version']} has no capture store (tag capture_uri): "
+            f"Model {model_info.name} v{model_info.version} has no capture store (tag capture_uri): "
             "retrain it with capture on (the default, `capture=native`)."
         )
-    backend = model_info["tags"].get("capture_backend", "native")
+    backend = model_info.tags.get("capture_backend", "native")
     capture_uri, endpoint_url = experiment_capture_uri(get_step_context().pipeline_run.name)
     captured: dict[str, Any] = {"capture_uri": capture_uri, "endpoint_url": endpoint_url}
     with ActivationCapture(model, capture_uri, mode="predict", backend=backend, endpoint_url=endpoint_url) as capture, \

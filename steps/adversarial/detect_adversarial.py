@@ -23,7 +23,7 @@ from trustops.data.registered import load_split
 @step(enable_cache=False)
 def detect_adversarial(
     model: nn.Module,
-    model_info: dict[str, Any],
+    model_info: RegisteredModel,
     captured_steps: dict[str, Any],
     clean_inputs: np.ndarray,
     adversarial_inputs: np.ndarray,
@@ -35,7 +35,7 @@ def detect_adversarial(
 
     # The resolved names (block<k> aliases expanded) are what the captured layers are called.
     settings = replace(detect, combine_layers=resolve_layers(model, detect.combine_layers) if detect.combine_layers else None)
-    reader = open_capture(model_info["tags"]["capture_uri"])  # the model's store: its EVAL reference
+    reader = open_capture(model_info.capture_uri)  # the model's store: its EVAL reference
     reference = reader.load("eval", "penultimate", where=reader.last_pass("eval"))
     # This run's own store (see capture_inference): the clean and adversarial batches.
     batches = open_capture(captured_steps["capture_uri"], endpoint_url=captured_steps.get("endpoint_url"))
@@ -48,7 +48,7 @@ def detect_adversarial(
     log_batch(metrics=report.metrics, params={f"detect.{k}": v for k, v in asdict(detect).items()})
 
     # The layer table: every capturable layer, clean and the user's attack at epsilons around its own.
-    validation, _, clamp = load_split(RegisteredModel.from_dict(model_info), "val")
+    validation, _, clamp = load_split(model_info, "val")
     clean_tensor, label_tensor = torch.from_numpy(clean_inputs), torch.from_numpy(labels)
     reference_layers = layer_activations(model, validation)
     batches = {"clean": layer_activations(model, clean_tensor)}

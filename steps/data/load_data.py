@@ -1,12 +1,13 @@
 """Step: read the data set, split it, and record its lineage on the MLflow run."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 from zenml import step
 
-from trustops.data.loading import load_configured
+import steps.materializers  # noqa: F401 - registers the JSON materializer of the records these steps return
+from trustops.data.loading import DatasetInfo, load_configured
 from trustops.failpoints import failpoint
 from trustops.paths import project_root
 from trustops.settings import TrainSettings
@@ -18,7 +19,7 @@ SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  
 @step(enable_cache=False)
 def load_data(
     settings: TrainSettings, resolved_config: str, run_tags: dict[str, str]
-) -> tuple[Annotated[pd.DataFrame, "dataset"], Annotated[dict[str, Any], "dataset_info"]]:
+) -> tuple[Annotated[pd.DataFrame, "dataset"], Annotated[DatasetInfo, "dataset_info"]]:
     import mlflow
 
     root = project_root()
@@ -47,4 +48,4 @@ def load_data(
         tags_list=[{"data_hash": info.data_hash} for _ in splits],
     )
     failpoint("train.load")  # the stage is done and recorded; nothing handed on yet
-    return frame, info.to_dict()
+    return frame, info

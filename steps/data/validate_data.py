@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
+from trustops.data.loading import DatasetInfo
 from trustops.data.validation import ValidationRules, validate_frame
 from trustops.errors import DataValidationError
 from trustops.failpoints import failpoint
@@ -15,15 +16,15 @@ from trustops.tracking import log_batch
 
 @step(enable_cache=False)
 def validate_data(
-    dataset: pd.DataFrame, dataset_info: dict[str, Any], data_settings: DataSettings
+    dataset: pd.DataFrame, dataset_info: DatasetInfo, data_settings: DataSettings
 ) -> Annotated[dict[str, Any], "validation_report"]:
     import mlflow
 
     report = validate_frame(
         dataset,
-        feature_columns=dataset_info["feature_columns"],
-        label_column=dataset_info["label_column"],
-        split_column=dataset_info["split_column"],
+        feature_columns=dataset_info.feature_columns,
+        label_column=dataset_info.label_column,
+        split_column=dataset_info.split_column,
         rules=ValidationRules(
             value_range=tuple(data_settings.value_range) if data_settings.value_range else None,
             classes=data_settings.classes,
@@ -32,8 +33,8 @@ def validate_data(
             range_margin=data_settings.range_margin,
             # Categorical columns hold codes into their vocabulary (-1: a value training never saw).
             feature_ranges={**(data_settings.feature_ranges or {}),
-                            **{c: [-1, max(0, len(v) - 1)] for c, v in (dataset_info.get("categories") or {}).items()}},
-            per_column=dataset_info["image_shape"] is None,
+                            **{c: [-1, max(0, len(v) - 1)] for c, v in dataset_info.categories.items()}},
+            per_column=dataset_info.image_shape is None,
         ),
     )
     mlflow.log_text(json.dumps(report.to_dict(), indent=2, default=str), "validation/result.json")
@@ -42,6 +43,6 @@ def validate_data(
         tags={"validation": "passed" if report.success else "failed"},
     )
     if not report.success:
-        raise DataValidationError(f"Data validation failed for {dataset_info['path']}: {report.summary()}")
+        raise DataValidationError(f"Data validation failed for {dataset_info.path}: {report.summary()}")
     failpoint("train.validate")  # the stage is done and recorded; nothing handed on yet
     return report.to_dict()

@@ -1,6 +1,6 @@
 """Step: accuracy, per-class recall, calibration and the confusion matrix on the test split."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 from torch import nn
@@ -16,12 +16,12 @@ from trustops.training.tensors import split_dataset
 
 @step(enable_cache=False)
 def evaluate_model(
-    model: nn.Module, dataset: pd.DataFrame, dataset_info: dict[str, Any]
+    model: nn.Module, dataset: pd.DataFrame, dataset_info: DatasetInfo
 ) -> Annotated[dict[str, float], "evaluation"]:
     import matplotlib.pyplot as plt
     import mlflow
 
-    info = DatasetInfo.from_dict(dataset_info)
+    info = dataset_info
     test = split_dataset(
         dataset,
         "test",

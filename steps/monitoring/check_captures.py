@@ -2,12 +2,12 @@
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
 from trustops.monitoring.checking import PassOptions, check_collected
-from trustops.monitoring.checks import COMBINED_MONITOR
+from trustops.monitoring.budget import COMBINED_MONITOR
 from trustops.monitoring.mlflow_chart import monitored_batches
 from trustops.monitoring.records import CheckedBatches, CollectedCaptures
 from trustops.registry import RegisteredModel
@@ -16,11 +16,11 @@ from trustops.tracking import log_history
 
 @step(enable_cache=False)
 def check_captures(
-    model_info: dict[str, Any], collected: CollectedCaptures, options: PassOptions
+    model_info: RegisteredModel, collected: CollectedCaptures, options: PassOptions
 ) -> Annotated[CheckedBatches, "checked_batches"]:
     import mlflow
 
-    found = RegisteredModel.from_dict(model_info)
+    found = model_info
     # Loaded here, from the registry, and only when there is something to check.
     model = mlflow.pytorch.load_model(found.model_uri).eval() if collected.chunks else None
     checked = check_collected(model, found, collected, options=options)

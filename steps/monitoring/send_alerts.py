@@ -3,7 +3,7 @@
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
@@ -17,14 +17,14 @@ from trustops.tracking import log_batch
 
 @step(enable_cache=False)
 def send_alerts(
-    collected: CollectedCaptures, checked: CheckedBatches, charted: ChartedPoints, model_info: dict[str, Any], state: str
+    collected: CollectedCaptures, checked: CheckedBatches, charted: ChartedPoints, model_info: RegisteredModel, state: str
 ) -> Annotated[PassReport, "pass_report"]:
     import mlflow
 
     run = mlflow.active_run()
     alerts = AlertManager.from_config(Path(state) / "alerts", alert_channels(zenml_stack=True))
     report = send_pass_alerts(
-        collected, checked, charted, model_info=RegisteredModel.from_dict(model_info), state=Path(state), alerts=alerts,
+        collected, checked, charted, model_info=model_info, state=Path(state), alerts=alerts,
         run_id=run.info.run_id if run else None,
         run_url=mlflow_run_url(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id) if run else None,
     )

@@ -1,10 +1,11 @@
 """Steps: a registered model version's facts, with or without the model itself."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from torch import nn
 from zenml import step
 
+import steps.materializers  # noqa: F401 - registers the JSON materializer of the records these steps return
 from trustops.registry import RegisteredModel, resolve_registered_model
 from trustops.tracking import log_batch
 
@@ -12,23 +13,23 @@ from trustops.tracking import log_batch
 @step(enable_cache=False)
 def load_registered_model(
     model_name: str, model_version: str
-) -> tuple[Annotated[nn.Module, "model"], Annotated[dict[str, Any], "model_info"]]:
+) -> tuple[Annotated[nn.Module, "model"], Annotated[RegisteredModel, "model_info"]]:
     """The model and its facts, for pipelines whose steps hand the model on (the attack pipeline)."""
     import mlflow
 
     found = _resolved_and_logged(model_name, model_version)
     model = mlflow.pytorch.load_model(found.model_uri).eval()
-    return model, found.to_dict()
+    return model, found
 
 
 @step(enable_cache=False)
-def resolve_registered_version(model_name: str, model_version: str) -> Annotated[dict[str, Any], "model_info"]:
+def resolve_registered_version(model_name: str, model_version: str) -> Annotated[RegisteredModel, "model_info"]:
     """The facts only: the model stays in the MLflow registry, referenced by its ``model_uri``.
 
     A scheduled monitor runs every few minutes; returning the model from a step would make
     ZenML store a copy of it as an artifact on every pass.
     """
-    return _resolved_and_logged(model_name, model_version).to_dict()
+    return _resolved_and_logged(model_name, model_version)
 
 
 def _resolved_and_logged(model_name: str, model_version: str) -> RegisteredModel:

@@ -31,7 +31,7 @@ from trustops.zenml_model import current_version, record_registration
 def register_model(
     model: nn.Module,
     dataset: pd.DataFrame,
-    dataset_info: dict[str, Any],
+    dataset_info: DatasetInfo,
     training_summary: dict[str, Any],
     evaluation: dict[str, float],
     settings: TrainSettings,
@@ -39,7 +39,7 @@ def register_model(
     import mlflow
     from mlflow.models import infer_signature
 
-    info = DatasetInfo.from_dict(dataset_info)
+    info = dataset_info
     example = features_tensor(dataset.head(5), info.feature_columns, info.input_shape)
     with torch.no_grad():
         probabilities = torch.softmax(model.eval()(example), dim=-1)

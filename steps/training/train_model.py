@@ -15,9 +15,9 @@ from trustops.training.trainer import train_classifier
 
 @step(enable_cache=False)
 def train_model(
-    dataset: pd.DataFrame, dataset_info: dict[str, Any], settings: TrainSettings
+    dataset: pd.DataFrame, dataset_info: DatasetInfo, settings: TrainSettings
 ) -> tuple[Annotated[nn.Module, "model"], Annotated[dict[str, Any], "training_summary"]]:
-    result = train_classifier(dataset, DatasetInfo.from_dict(dataset_info), settings)
+    result = train_classifier(dataset, dataset_info, settings)
     log_history(result.history)
     summary: dict[str, Any] = {"epochs": len(result.history), "dp": result.dp_epsilon is not None}
     capture = settings.capture

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def test_lock_sh_refuses_a_lock_that_lost_the_cpu_build(tmp_path):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert "torch==2.13.0+cpu" in done.stderr
+
+
+def test_training_imports_no_transformers_though_the_alibi_reference_is_installed():
+    """alibi-detect's import needs transformers, and with transformers in the environment every `import lightning`
+    imports it too (torchmetrics' text metrics), seconds per training process: the reference lives in its own folder."""
+    from monitors.mmd.alibi_backend import REFERENCE_FOLDER
+
+    code = "import sys, lightning, trustops.training.trainer; print(sorted(m for m in ('transformers', 'alibi_detect') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, timeout=300)
+    assert out.stdout.strip() == "[]"
+    assert (REFERENCE_FOLDER / "alibi_detect").is_dir() and (REFERENCE_FOLDER / "transformers").is_dir()

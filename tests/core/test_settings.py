@@ -3,7 +3,7 @@
 import pytest
 
 from trustops.errors import ConfigError
-from trustops.settings import DataSettings, DPSettings, ModelSettings, TrackingSettings, TrainerSettings, TrainSettings
+from trustops.settings import DataSettings, DPSettings, ModelSettings, TrackingSettings, TrainerSettings, TrainSettings, rebuild
 
 BAD = [
     (lambda: ModelSettings(activation="tanhh"), "model.activation"),
@@ -53,7 +53,41 @@ def test_delta_defaults_to_one_over_n_train():
 
 def test_settings_round_trip_through_plain_dicts():
     settings = TrainSettings(data=DataSettings(image_shape=[1, 8, 8]), model=ModelSettings(family="cnn", activation="smelu"))
-    assert TrainSettings.from_dict(settings.to_dict()) == settings
+    assert rebuild(TrainSettings, settings.to_dict()) == settings
+
+
+def test_a_saved_hydra_config_rebuilds_the_settings_it_was_made_from():
+    """The registry rebuilds a model's training settings from its run's config/resolved.yaml, `_target_` keys and all."""
+    from omegaconf import OmegaConf
+
+    from configs.training import settings_from_config
+    from trustops.configuration import compose_config
+
+    cfg = compose_config(["model.activation=smelu", "dp.target_epsilon=2", "capture.layers=[block1]"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    assert "_target_" in saved["dp"]
+    assert rebuild(TrainSettings, saved) == settings_from_config(cfg)
+
+
+def test_a_bad_saved_value_is_one_clear_config_error():
+    values = TrainSettings().to_dict()
+    values["dp"]["target_epsilon"] = -1
+    with pytest.raises(ConfigError, match=r"^dp.target_epsilon must be > 0. Got: -1"):  # the class's own message
+        rebuild(TrainSettings, values)
+    values["dp"]["target_epsilon"] = 3
+    values["model"]["activation"] = 5
+    with pytest.raises(ConfigError, match=r"^model.activation: input should be a valid string. Got: 5$"):
+        rebuild(TrainSettings, values)
+
+
+def test_a_registered_model_record_round_trips_through_json():
+    import json
+
+    from trustops.registry import RegisteredModel
+
+    found = RegisteredModel(name="digits", version=3, run_id="r", model_uri="models:/digits/3", tags={"capture_uri": "/c"},
+                            training=TrainSettings(model=ModelSettings(family="cnn"), data=DataSettings(image_shape=[1, 8, 8])))
+    assert rebuild(RegisteredModel, json.loads(json.dumps(found.to_dict()))) == found
 
 
 def test_ordinary_names_are_accepted():

@@ -74,19 +74,23 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
 
     # One ZenML pipeline run of collect -> check -> chart -> alert did it.
     zenml = project.python(
-        "from trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
+        "import json\nfrom trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
         "from zenml.client import Client\n"
         "run = Client().get_pipeline('monitoring_pipeline').last_run\n"
-        "print(run.status, sorted(run.steps))\n"
-        "import json; print(json.dumps(sorted(name for step in run.steps.values() for name in step.outputs)))\n"
-        "print(run.steps['send_alerts'].outputs['pass_report'][0].load().steps)"
+        "info = run.steps['resolve_registered_version'].outputs['model_info'][0]\n"
+        "print(json.dumps({'status': str(run.status), 'steps': sorted(run.steps),\n"
+        "                  'outputs': sorted(name for step in run.steps.values() for name in step.outputs),\n"
+        "                  'checked': run.steps['send_alerts'].outputs['pass_report'][0].load().steps,\n"
+        "                  'model_info': [type(info.load()).__name__, info.load().version, info.materializer.import_path]}))"
     )
     assert zenml.returncode == 0, zenml.stderr[-3000:]
-    status, outputs, steps = zenml.stdout.splitlines()[-3:]
-    assert "model" not in json.loads(outputs) and "model_info" in json.loads(outputs)  # the model by reference, never re-saved per pass
-    assert status.startswith("completed") and all(
-        name in status for name in ("check_captures", "chart_metrics", "collect_captures", "send_alerts"))
-    assert steps == "[0, 1, 2]"
+    pipeline_run = json.loads(zenml.stdout.splitlines()[-1])
+    assert "model" not in pipeline_run["outputs"] and "model_info" in pipeline_run["outputs"]  # the model by reference, never re-saved per pass
+    assert pipeline_run["status"] == "completed"
+    assert {"check_captures", "chart_metrics", "collect_captures", "send_alerts"} <= set(pipeline_run["steps"])
+    assert pipeline_run["checked"] == [0, 1, 2]
+    # The model's facts travel typed, as readable JSON (steps.materializers), not as a dict or a pickle.
+    assert pipeline_run["model_info"] == ["RegisteredModel", 1, "steps.materializers.RecordMaterializer"]
 
     # The benchmarks (calibration, scaling) measure `loop.monitor_pass`, not the pipeline: both must
     # decide the same.  A fresh state replays the three batches; each batch's resampling is seeded by
@@ -115,7 +119,8 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     assert compared["alerts"][0] == compared["alerts"][1] and compared["alerts"][0]
     for in_pipeline, direct in zip(*compared["metrics"], strict=True):
         assert in_pipeline.keys() == direct.keys()
-        assert all(direct[key] == pytest.approx(value, rel=1e-9, abs=1e-12) for key, value in in_pipeline.items()), key
+        for key, value in in_pipeline.items():
+            assert direct[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
     state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/v1/watermark.json").read_text())
     assert state["last_step"] == max(open_capture(found.capture_uri).steps("predict"))
@@ -142,8 +147,8 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     assert again.returncode == 0 and "nothing to monitor" in again.stdout
     # A pass with nothing new decides from the registry's tables and the capture's listing alone.
     quiet = project.python(
-        "import sys\nfrom trustops.runs.monitoring import run_monitor\n"
-        "report, run_id = run_monitor('e2e-monitor', monitors=['mmd_adversarial'])\n"
+        "import sys\nfrom trustops.monitoring.budget import PassOptions\nfrom trustops.runs.monitoring import run_monitor\n"
+        "report, run_id = run_monitor('e2e-monitor', options=PassOptions(monitors=('mmd_adversarial',)))\n"
         "print(report.no_op, run_id, sorted(m for m in ('mlflow', 'torch', 'zenml') if m in sys.modules))"
     )
     assert quiet.returncode == 0, quiet.stderr[-3000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +71,15 @@ def test_sweep_logs_one_tracked_and_registered_run_per_point(project):
     assert listed.returncode == 0, listed.stderr[-3000:]
     for run in runs:
         assert run.info.run_name in listed.stdout
+    # The data set's facts travel between steps typed, as readable JSON (steps.materializers), not as a dict or a pickle.
+    info = project.python(
+        "import json\nfrom trustops.stack import configure_zenml_environment; configure_zenml_environment()\n"
+        "from zenml.client import Client\n"
+        "artifact = Client().get_pipeline('training_pipeline').last_run.steps['load_data'].outputs['dataset_info'][0]\n"
+        "print(json.dumps([type(artifact.load()).__name__, artifact.load().label_column, artifact.materializer.import_path]))"
+    )
+    assert info.returncode == 0, info.stderr[-3000:]
+    assert json.loads(info.stdout.splitlines()[-1]) == ["DatasetInfo", "label", "steps.materializers.RecordMaterializer"]
 
 
 def test_corrupted_data_stops_at_validate_and_registers_nothing(project):

@@ -27,7 +27,7 @@ import torch
 
 from trustops.capture import ActivationCapture, CapturedStep
 from trustops.monitoring.budget import page_levels
-from trustops.monitoring.checks import Traffic, ViewFailure, batch_views, check_batch, combine_overrides, fit_monitors
+from trustops.monitoring.batch_check import Traffic, ViewFailure, batch_views, check_batch, combine_overrides, fit_monitors
 from trustops.monitoring.reference import Reference
 
 MODEL = "combine-digits"

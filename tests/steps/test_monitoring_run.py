@@ -95,8 +95,8 @@ def monitor_pass(store, state: Path, found: CheckedBatches) -> tuple[str, str]:
 
     client, experiment, model, _ = store
     with mlflow.start_run(experiment_id=experiment, run_name=pass_run_name()) as run:
-        _, monitoring = collect_captures.entrypoint(model_info=model.to_dict(), state=str(state))
-        chart_metrics.entrypoint(checked=found, model_info=model.to_dict(), state=str(state), monitoring_run_id=monitoring)
+        _, monitoring = collect_captures.entrypoint(model_info=model, state=str(state))
+        chart_metrics.entrypoint(checked=found, model_info=model, state=str(state), monitoring_run_id=monitoring)
     return run.info.run_id, monitoring
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from trustops.capture import CapturedStep
 from trustops.monitoring.budget import DEFAULT_MONITORS, page_levels
-from trustops.monitoring.checks import Traffic, batch_views, check_batch, fit_monitors
+from trustops.monitoring.batch_check import Traffic, batch_views, check_batch, fit_monitors
 from trustops.monitoring.parallel import MIN_BATCHES_FOR_WORKERS, check_stream
 from trustops.monitoring.reference import Reference
 from trustops.monitoring.squeezing import squeezing_scores
@@ -176,7 +176,7 @@ def test_sigterm_while_workers_check_ends_the_pass_and_its_workers(tmp_path):
 
 
 def test_input_tables_name_the_data_columns_when_there_is_one_name_per_input():
-    from trustops.monitoring.checks import input_table
+    from trustops.monitoring.batch_check import input_table
 
     inputs = torch.zeros(3, 1, 2, 2)
     assert list(input_table(inputs, ("a", "b", "c", "d")).columns) == ["a", "b", "c", "d"]

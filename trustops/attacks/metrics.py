@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from trustops.errors import ConfigError
+from trustops.files import save_png
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,4 @@ def plot_attack_examples(
             ax.set_xticks([])
             ax.set_yticks([])
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=80)
-    return path
+    return save_png(figure, path, dpi=80)

@@ -297,17 +297,14 @@ class SmdebugReader(CaptureReader):
             reverse_alias.get(n, n.removesuffix("_output_0") if n.endswith("_output_0") else n) for n in tensor_names
         )
 
+    def _corrupt(self, chunk: SmdebugChunk, why: str) -> CorruptChunkError:
+        return CorruptChunkError(
+            f"Captured {chunk.mode} step {chunk.mode_step} (smdebug step {chunk.global_step}) in {self.store.uri} is unreadable: {why}.",
+            mode=chunk.mode, steps=chunk.steps, key=chunk.key,
+        )  # fmt: skip
+
     def _verify(self, chunk: SmdebugChunk) -> dict[str, Any]:
         from trustops.capture.smdebug_backend import checksum_key, event_key
-
-        def corrupt(why: str) -> CorruptChunkError:
-            return CorruptChunkError(
-                f"Captured {chunk.mode} step {chunk.mode_step} (smdebug step {chunk.global_step}) in {self.store.uri} "
-                f"is unreadable: {why}.",
-                mode=chunk.mode,
-                steps=chunk.steps,
-                key=chunk.key,
-            )
 
         sidecar_path = self.path.joinpath(*checksum_key(chunk.global_step).split("/"))
         if not sidecar_path.is_file():
@@ -316,11 +313,11 @@ class SmdebugReader(CaptureReader):
             sidecar = json.loads(sidecar_path.read_bytes())
             event_path = self.path.joinpath(*sidecar["event_file"].split("/"))
         except (ValueError, KeyError):
-            raise corrupt("its checksum sidecar is not valid JSON") from None
+            raise self._corrupt(chunk, "its checksum sidecar is not valid JSON") from None
         if not event_path.is_file():
-            raise corrupt(f"its event file {event_key(chunk.global_step)} is missing")
+            raise self._corrupt(chunk, f"its event file {event_key(chunk.global_step)} is missing")
         if hashlib.sha256(event_path.read_bytes()).hexdigest() != sidecar.get("sha256"):
-            raise corrupt("the SHA-256 of its event file does not match its checksum sidecar (truncated or corrupt)")
+            raise self._corrupt(chunk, "the SHA-256 of its event file does not match its checksum sidecar (truncated or corrupt)")
         return sidecar
 
     def _read(self, chunk: SmdebugChunk, layers: Sequence[str] | None) -> CapturedStep:
@@ -337,13 +334,7 @@ class SmdebugReader(CaptureReader):
             try:
                 value = self.trial().tensor(names[layer]).value(chunk.mode_step, mode=modekey)
             except Exception as e:  # smdebug raises assorted errors on a truncated event file
-                raise CorruptChunkError(
-                    f"Captured {chunk.mode} step {chunk.mode_step} (smdebug step {chunk.global_step}) in {self.store.uri} "
-                    f"is unreadable: smdebug failed to read {names[layer]} ({type(e).__name__}: {e}).",
-                    mode=chunk.mode,
-                    steps=chunk.steps,
-                    key=chunk.key,
-                ) from e
+                raise self._corrupt(chunk, f"smdebug failed to read {names[layer]} ({type(e).__name__}: {e})") from e
             import torch
 
             tensors[layer] = torch.from_numpy(value.copy())

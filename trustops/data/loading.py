@@ -53,10 +53,6 @@ class DatasetInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
-        return cls(**values)
-
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.image_shape) if self.image_shape else (len(self.feature_columns),)

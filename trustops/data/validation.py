@@ -185,28 +185,34 @@ def run_suite(
     expectations = gx.expectations
     context = gx.get_context(mode="ephemeral")  # suites must be built inside an active context
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suite = gx.ExpectationSuite(name="trustops_input")
-    suite.add_expectation(
-        expectations.ExpectTableColumnsToMatchSet(column_set=[*feature_ranges, label_column, split_column], exact_match=True)
-    )
-    suite.add_expectation(expectations.ExpectTableRowCountToBeBetween(min_value=min_rows))
+    planned = [
+        expectations.ExpectTableColumnsToMatchSet(column_set=[*feature_ranges, label_column, split_column], exact_match=True),
+        expectations.ExpectTableRowCountToBeBetween(min_value=min_rows),
+    ]
     for column, (low, high) in feature_ranges.items():
-        suite.add_expectation(expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
-        suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=column))
-        suite.add_expectation(expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
-    for column, (low, high) in (typical_ranges or {}).items():
-        suite.add_expectation(
-            expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, mostly=typical_share)
-        )
-    suite.add_expectation(expectations.ExpectColumnValuesToNotBeNull(column=label_column))
-    suite.add_expectation(expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=list(classes)))
-    suite.add_expectation(
+        planned += [
+            expectations.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES),
+            expectations.ExpectColumnValuesToNotBeNull(column=column),
+            expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high),
+        ]
+    planned += [
+        expectations.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, mostly=typical_share)
+        for column, (low, high) in (typical_ranges or {}).items()
+    ]
+    planned += [
+        expectations.ExpectColumnValuesToNotBeNull(column=label_column),
+        expectations.ExpectColumnValuesToBeInSet(column=label_column, value_set=list(classes)),
         expectations.ExpectColumnKLDivergenceToBeLessThan(
             column=label_column,
             partition_object={"values": list(classes), "weights": list(expected_mix)},
             threshold=max_class_kl,
-        )
-    )
+        ),
+    ]
+    # Given whole: `add_expectation` compares each new expectation with every one before it (through
+    # pydantic's dict()), seconds on a table of a few hundred columns; the constructor does not.
+    suite = gx.ExpectationSuite(name="trustops_input", expectations=planned)
+    if len(suite.expectations) != len(planned):  # the constructor logs and drops one it cannot take; never check less
+        raise RuntimeError(f"Great Expectations took {len(suite.expectations)} of the {len(planned)} expectations of the input suite.")
 
     batch_definition = (
         context.data_sources.add_pandas("trustops").add_dataframe_asset("input").add_batch_definition_whole_dataframe("all")

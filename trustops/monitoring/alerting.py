@@ -41,7 +41,7 @@ from typing import Any
 
 from trustops.alerts import Alert, AlertManager, change_id, condition_key
 from trustops.failpoints import failpoint
-from trustops.monitoring.checks import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS, view_title
+from trustops.monitoring.batch_check import ADVERSARIAL, DATA_QUALITY, SHIFT, VIEWS, view_title
 from trustops.monitoring.records import BatchScores, ChartedPoints, CheckedBatches, CollectedCaptures, MonitorScore, PassReport
 from trustops.monitoring.state_store import MonitorRunInProgress, StateConflict, StateStore, open_state
 from trustops.monitoring.watermark import Watermark

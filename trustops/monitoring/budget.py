@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 from trustops.errors import ConfigError
@@ -22,6 +23,7 @@ DEFAULT_MONITORS = (
     "mmd_adversarial", "prediction_shift", "mean_confidence", "evidently_drift", "feature_squeezing",
     "input_expectations", "accuracy",
 )
+COMBINED_MONITOR = "mmd_adversarial"  # the one monitor that tests several layers together
 # Monitors that page on a p-value at their share of the budget; the rest are contract checks.
 STATISTICAL = {"mmd_adversarial", "prediction_shift", "mean_confidence", "evidently_drift", "feature_squeezing", "accuracy"}
 # Monitors whose p-value comes from resampling, and the option that sets how many resamples at most.
@@ -91,3 +93,62 @@ def check_monitor_request(names: list[str] | tuple[str, ...], budget: Any, drift
         raise ConfigError(f"The drift report must be one of {', '.join(DRIFT_REPORTS)}. Got: {drift_report!r}")
     check_permutations(page_levels(names, budget), permutations)
     return budget
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """What a monitor pass checks, and how: one value for ``trustops monitor``, ``trustops schedule`` (in-process,
+    crontab or ZenML), the ZenML pipeline, :func:`.loop.monitor_pass` and the benchmarks.
+
+    ``monitors``: the monitor plugins to run; ``false_page_budget``: expected clean batches between
+    false pages, all monitors together; ``drift_report``: Evidently's report ``on_shift``, ``always``
+    or ``never``; ``permutations``: the resampling monitors' count (``None``: what each one's page
+    level needs); ``combine_layers``: layer names that the MMD monitor tests together, one Fisher
+    combination calibrated by shared permutations (empty: the penultimate layer alone).  A request
+    holds them as the user wrote them; the pass resolves them against the model
+    (:func:`.reference.resolve_combined_layers`).  A bad value raises :class:`ConfigError` at construction.
+    """
+
+    monitors: tuple[str, ...] = tuple(DEFAULT_MONITORS)
+    false_page_budget: float = DEFAULT_FALSE_PAGE_BUDGET
+    drift_report: str = "on_shift"
+    permutations: int | None = None
+    combine_layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Every rule is checked here, before anything is read: a request from the command line (strings, lists,
+        # ``None`` for "the default") and a value ZenML rebuilt in a step are held to the same form.
+        from trustops.settings import check_combine_layers
+
+        names = tuple(self.monitors) if self.monitors else None
+        if names is None:
+            raise ConfigError(f"No monitors to run. Monitors the loop can run: {', '.join(sorted(DEFAULT_MONITORS))}.")
+        budget = check_monitor_request(names, self.false_page_budget, self.drift_report, self.permutations)
+        combined = check_combine_layers(self.combine_layers, "--combine-layers") or ()
+        if combined and COMBINED_MONITOR not in names:
+            raise ConfigError(f"--combine-layers combines layers in the {COMBINED_MONITOR} monitor, which this pass does not "
+                              f"run (monitors: {', '.join(names)}). Add it to --monitors, or drop --combine-layers.")
+        object.__setattr__(self, "monitors", names)
+        object.__setattr__(self, "false_page_budget", budget)
+        object.__setattr__(self, "combine_layers", combined)
+
+    @classmethod
+    def requested(cls, monitors: list[str] | None = None, **options: Any) -> PassOptions:
+        """The options as a command line gives them: ``monitors=None`` (no ``--monitors``) means every monitor."""
+        return cls(monitors=tuple(monitors) if monitors is not None else DEFAULT_MONITORS, **options)
+
+    def command_flags(self) -> list[str]:
+        """The ``trustops monitor`` flags that ask for these options (defaults left out), e.g. for a crontab line."""
+        defaults = PassOptions()
+        flags: list[str] = []
+        if self.monitors != defaults.monitors:
+            flags += ["--monitors", *self.monitors]
+        if self.false_page_budget != defaults.false_page_budget:
+            flags += ["--false-page-budget", repr(self.false_page_budget)]
+        if self.drift_report != defaults.drift_report:
+            flags += ["--drift-report", self.drift_report]
+        if self.permutations is not None:
+            flags += ["--permutations", str(self.permutations)]
+        if self.combine_layers:
+            flags += ["--combine-layers", *self.combine_layers]
+        return flags

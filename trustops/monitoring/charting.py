@@ -4,7 +4,7 @@ A p-value has a known in-control law (uniform, or stochastically larger for a co
 test), so the chart needs no Phase I: it plots ``-log10 p`` against the upper limit
 ``-log10 page_level`` and signals when ``p <= page_level``.  Its in-control run length is
 geometric with mean ``1 / page_level`` batches, and the loop's false-page budget sets the level
-(see :mod:`trustops.monitoring.checks`); the ``monitor_calibration`` benchmark measures it on
+(see :mod:`trustops.monitoring.batch_check`); the ``monitor_calibration`` benchmark measures it on
 held-out traffic.  3-sigma limits on ``-log10 p`` would signal at ``p < 0.018`` (an in-control
 run length of 55, not 370): the law of ``-log10 p`` is exponential, not normal.
 

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from trustops.failpoints import failpoint
-from trustops.monitoring.budget import STATISTICAL, permutation_overrides
-from trustops.monitoring.checks import (
-    COMBINED_MONITOR,
-    DEFAULT_FALSE_PAGE_BUDGET,
-    DEFAULT_MONITORS,
+from trustops.monitoring.batch_check import (
     SHIFT,
     VIEWS,
     Traffic,
     combine_overrides,
     fit_monitors,
     input_table,
-    page_levels,
 )
+from trustops.monitoring.budget import COMBINED_MONITOR, STATISTICAL, PassOptions, page_levels, permutation_overrides
 from trustops.monitoring.collect import read_collected
 from trustops.monitoring.evidently_workspace import PassSnapshot, pass_timestamp, record_pass
 from trustops.monitoring.parallel import check_stream
@@ -32,25 +27,6 @@ from trustops.registry import RegisteredModel
 
 # Evidently's report costs seconds per thousand rows: a pass reports on its most recent rows.
 DRIFT_REPORT_ROWS = 2_000
-
-
-@dataclass(frozen=True)
-class PassOptions:
-    """What a monitor pass checks, and how: one value for the ZenML pipeline, :func:`.loop.monitor_pass` and the benchmarks.
-
-    ``monitors``: the monitor plugins to run; ``false_page_budget``: expected clean batches between
-    false pages, all monitors together; ``drift_report``: Evidently's report ``on_shift``, ``always``
-    or ``never``; ``permutations``: the resampling monitors' count (``None``: what each one's page
-    level needs); ``combine_layers``: captured layer names (resolved, see
-    :func:`.reference.resolve_combined_layers`) that the MMD monitor tests together, one Fisher
-    combination calibrated by shared permutations; empty: the penultimate layer alone.
-    """
-
-    monitors: tuple[str, ...] = tuple(DEFAULT_MONITORS)
-    false_page_budget: float = DEFAULT_FALSE_PAGE_BUDGET
-    drift_report: str = "on_shift"
-    permutations: int | None = None
-    combine_layers: tuple[str, ...] = ()
 
 
 def check_collected(

@@ -7,7 +7,7 @@ views of one batch (activations, probabilities, the input table, squeezing score
 hundred kilobytes); this process keeps reading captures and computing the next views meanwhile.
 
 Each batch's resampling is seeded from its capture step and the monitor's name
-(:func:`trustops.monitoring.checks.batch_seed`), in every process alike: a batch's p-value does not depend on which
+(:func:`trustops.monitoring.batch_check.batch_seed`), in every process alike: a batch's p-value does not depend on which
 batches came before it or where it was checked, so serial and parallel passes decide the same
 (``tests/steps/test_parallel_checks.py``).
 
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from monitors import Monitor
-from trustops.monitoring.checks import BatchCheck, Traffic, batch_views, check_batch
+from trustops.monitoring.batch_check import BatchCheck, Traffic, batch_views, check_batch
 
 WORKERS_ENV = "TRUSTOPS_MONITOR_WORKERS"
 #: Fewer batches than this are checked in this process: forking costs more than it saves.

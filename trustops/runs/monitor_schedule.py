@@ -11,37 +11,32 @@ in the stack's DAG folder; :func:`delete_schedules` removes the ZenML schedule a
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from trustops.errors import ConfigError
 from trustops.paths import default_tracking_uri, project_root
-from trustops.runs.monitoring import (
-    MONITORING_EXPERIMENT,
-    check_combine_request,
-    check_monitor_names,
-    default_monitor_names,
-    monitor_state,
-    resolve_monitor_layers,
-    resolve_monitored_model,
-)
+from trustops.runs.monitoring import MONITORING_EXPERIMENT, monitor_state, resolve_monitored_model, resolve_pass_layers
 from trustops.schedule import parse_cron
 from trustops.stack import ensure_stack
 from trustops.tracking import ensure_experiment
+
+if TYPE_CHECKING:
+    from trustops.monitoring.budget import PassOptions
 
 
 class OrchestratorCannotSchedule(ConfigError):
     """The active ZenML stack's orchestrator does not run schedules."""
 
 
-def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest", *, monitors: list[str] | None = None,
-                      combine_layers: list[str] | None = None) -> str:
-    """Hand the monitor pipeline to the stack's orchestrator on ``cron``; returns the schedule's name."""
+def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest", options: PassOptions | None = None) -> str:
+    """Hand the monitor pipeline to the stack's orchestrator on ``cron``, every pass with ``options``; returns the schedule's name."""
+    from trustops.monitoring.budget import PassOptions
+
     parse_cron(cron)
-    names = monitors or default_monitor_names()
-    check_monitor_names(names)
-    combined = check_combine_request(combine_layers, names)
+    options = options if options is not None else PassOptions()
     root = project_root()
     found = resolve_monitored_model(model_name, model_version, root)
-    layers = resolve_monitor_layers(found, combined) if combined else None
+    options = resolve_pass_layers(found, options)
     tracking_uri = default_tracking_uri(root)
     tracker = ensure_stack(tracking_uri, root)
 
@@ -51,7 +46,6 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
     from pipelines.monitoring import monitoring_pipeline
-    from trustops.monitoring.checking import PassOptions
 
     stack = Client().active_stack
     orchestrator = stack.orchestrator
@@ -78,7 +72,7 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
     )
     # The state folder (watermark, charts, outbox) must be on storage every scheduled run sees.
     scheduled(model_name=found.name, model_version=str(found.version), state=str(monitor_state(root, found)),
-              tracker=tracker, options=PassOptions(monitors=tuple(names), combine_layers=tuple(layers or ())))
+              tracker=tracker, options=options)
     return schedule_name
 
 

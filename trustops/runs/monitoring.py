@@ -23,23 +23,12 @@ from trustops.paths import default_tracking_uri, project_root
 
 if TYPE_CHECKING:  # MLflow and pydantic load only when a pass runs
     from trustops.model_index import IndexedVersion
+    from trustops.monitoring.budget import PassOptions
     from trustops.monitoring.state_store import StateStore
     from trustops.monitoring.records import PassReport
     from trustops.registry import RegisteredModel
 
 MONITORING_EXPERIMENT = "trustops-monitoring"
-
-
-def check_monitor_names(names: list[str]) -> None:
-    from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET, check_monitor_request
-
-    check_monitor_request(names, DEFAULT_FALSE_PAGE_BUDGET, "on_shift", None)
-
-
-def default_monitor_names() -> list[str]:
-    from trustops.monitoring.budget import DEFAULT_MONITORS
-
-    return list(DEFAULT_MONITORS)
 
 
 def monitor_state(root: Path, model: RegisteredModel | IndexedVersion, traffic: str = "production") -> Path | str:
@@ -75,44 +64,37 @@ def resolve_monitored_model(model_name: str, model_version: str, root: Path) -> 
 def run_monitor(
     model_name: str,
     model_version: str = "latest",
+    options: PassOptions | None = None,
     *,
-    monitors: list[str] | None = None,
-    false_page_budget: float = 500.0,
-    drift_report: str = "on_shift",
-    permutations: int | None = None,
     traffic: str = "production",
     capture_uri: str | None = None,
-    combine_layers: list[str] | None = None,
 ) -> tuple[PassReport, str | None]:
     """One pass of the monitor pipeline over what ``model_name`` captured since the last pass.
 
-    ``combine_layers``: two or more layers (``block<k>``, ``features.<i>`` or ``penultimate``) that the MMD
-    monitor tests together (one Fisher combination, calibrated by shared permutations) instead of the
-    penultimate layer alone; each must be captured (the model trained with ``capture.layers``).
+    ``options`` (default: every monitor at the default budget) were checked when they were made;
+    their ``combine_layers`` (``block<k>``, ``features.<i>`` or ``penultimate``) are resolved against
+    the model here, before the pass starts: each must be captured (the model trained with ``capture.layers``).
 
     Returns the pass report and its MLflow run id (``None`` for a pass with nothing new, which
     starts no pipeline and records no run; alerts still waiting in the outbox are delivered).
     """
-    from trustops.monitoring.budget import check_monitor_request
-
-    names = monitors or default_monitor_names()
-    budget = check_monitor_request(names, false_page_budget, drift_report, permutations)  # before anything is read
-    combined = check_combine_request(combine_layers, names)
+    from trustops.monitoring.budget import PassOptions
     from trustops.monitoring.collect import collect_new_captures
     from trustops.monitoring.records import PassReport
     from trustops.monitoring.state_store import open_state
     from trustops.monitoring.watermark import exclusive_run
 
+    options = options if options is not None else PassOptions()
     root = project_root()
     # A combined test checks its layers against the model first, so even a pass with nothing new says when they are wrong.
-    if not combined and (quiet := _nothing_new(model_name, model_version, root, traffic, capture_uri)) is not None:
+    if not options.combine_layers and (quiet := _nothing_new(model_name, model_version, root, traffic, capture_uri)) is not None:
         return quiet, None
     from trustops.lifecycle import reconcile_abandoned_runs
 
     # A pass with work is the "next command" after a killed one: end the runs nobody owns any more.
     reconcile_abandoned_runs(default_tracking_uri(root), root=root)
     found = resolve_monitored_model(model_name, model_version, root)
-    layers = resolve_monitor_layers(found, combined) if combined else None  # before any pass starts
+    options = resolve_pass_layers(found, options)  # before any pass starts
     state = monitor_state(root, found, traffic)
     store = open_state(state)
     capture = capture_uri or found.capture_uri
@@ -125,7 +107,6 @@ def run_monitor(
             report.pending_alerts = deliver_pending_alerts(store)
             return report, None
         from pipelines.monitoring import monitoring_pipeline
-        from trustops.monitoring.checking import PassOptions
         from trustops.runs.zenml_runs import run_tracked_pipeline
         from trustops.zenml_model import monitored_model
 
@@ -133,33 +114,25 @@ def run_monitor(
             monitoring_pipeline, run_name=pass_run_name(), experiment_name=MONITORING_EXPERIMENT, root=root,
             model=lambda: monitored_model(found.tags),  # the ZenML model version its training run made, if any
             model_name=found.name, model_version=str(found.version), state=str(state), capture_uri=capture_uri,
-            traffic=traffic, options=PassOptions(monitors=tuple(names), false_page_budget=budget, drift_report=drift_report,
-                                                 permutations=permutations, combine_layers=tuple(layers or ())),
+            traffic=traffic, options=options,
         )
     report = pipeline_run.steps["send_alerts"].outputs["pass_report"][0].load()
     return report, report.mlflow_run_id
 
 
-def check_combine_request(combine_layers: list[str] | None, monitors: list[str]) -> tuple[str, ...] | None:
-    """The ``--combine-layers`` names, or ``None``; their form checked before anything is read (which
-    layers the model has: :func:`resolve_monitor_layers`)."""
-    from trustops.settings import check_combine_layers
+def resolve_pass_layers(found: RegisteredModel, options: PassOptions) -> PassOptions:
+    """``options`` with the captured layers its ``combine_layers`` stand for on ``found`` (unchanged without them):
+    its model lists the names it has, its reference capture the layers it recorded; a :class:`ConfigError`
+    (one line) for any other."""
+    if not options.combine_layers:
+        return options
+    import dataclasses
 
-    combined = check_combine_layers(combine_layers, "--combine-layers")
-    if combined and "mmd_adversarial" not in monitors:
-        raise ConfigError(f"--combine-layers combines layers in the mmd_adversarial monitor, which this pass does not run "
-                          f"(monitors: {', '.join(monitors)}). Add it to --monitors, or drop --combine-layers.")
-    return combined
-
-
-def resolve_monitor_layers(found: RegisteredModel, names: tuple[str, ...]) -> list[str]:
-    """The captured layers ``names`` stand for on ``found``: its model lists the names it has, its reference
-    capture the layers it recorded; a :class:`ConfigError` (one line) for any other."""
     from trustops.monitoring.reference import resolve_combined_layers
     from trustops.runs.preflight import load_registered_module
 
     model = load_registered_module(found)
-    return list(resolve_combined_layers(model, found, names))
+    return dataclasses.replace(options, combine_layers=tuple(resolve_combined_layers(model, found, options.combine_layers)))
 
 
 def pass_run_name(now: float | None = None) -> str:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from trustops.configuration import LaunchOutcome
 from trustops.errors import ConfigError, DataError
+from trustops.files import save_png
 from trustops.lifecycle import owner_tags
 
 ROBUSTNESS_COLUMNS = ("variant", "activation", "beta", "dp", "epsilon", "clean_accuracy", "adversarial_accuracy", "attack_success_rate")
@@ -239,6 +240,26 @@ def _robustness_task(cfg: Any, *, sweep_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _run_sweep(conf: Any, default_sweep: Any, overrides: Sequence[str], *, task: Callable[..., dict[str, Any]],
+               check: Callable[..., None], summary: Callable[[LaunchOutcome, str], Any]) -> int:
+    """Launch one study's points under a fresh sweep id, summarise those that succeeded, then raise the first failure.
+
+    Returns 0 when every point succeeded.  Raises the first point's error otherwise (after the summary of the points
+    that succeeded), and :class:`ConfigError` for a bad override.
+    """
+    from functools import partial
+
+    sweep_id = uuid.uuid4().hex[:12]
+    try:
+        outcome = launch_study(conf, partial(task, sweep_id=sweep_id), overrides, default_sweep=default_sweep, check=check)
+    finally:
+        _clear_caches()
+    if outcome.results:
+        summary(outcome, sweep_id)
+    _report_failures(outcome)
+    return 0
+
+
 def run_robustness(overrides: Sequence[str]) -> int:
     """Robustness curves: one MLflow run per (variant, ε) point, then a summary run with the plot and table.
 
@@ -248,59 +269,59 @@ def run_robustness(overrides: Sequence[str]) -> int:
         Hydra overrides of :data:`configs.trust.RobustnessConf`, e.g. ``epsilon=0,1,2``,
         ``variant=standard,smelu``, ``trainer.max_epochs=3``, ``attack.steps=20``.
 
-    Returns
-    -------
-    int
-        0 when every point succeeded.  Raises the first point's error otherwise (after the
-        summary of the points that succeeded), and :class:`ConfigError` for a bad override.
+    Returns 0, or raises as :func:`_run_sweep` says.
     """
-    from functools import partial
-
     from configs.trust import ROBUSTNESS_SWEEP, RobustnessConf
 
-    sweep_id = uuid.uuid4().hex[:12]
-    try:
-        outcome = launch_study(
-            RobustnessConf, partial(_robustness_task, sweep_id=sweep_id), overrides, default_sweep=ROBUSTNESS_SWEEP,
-            check=_check_robustness_point,
-        )  # fmt: skip
-    finally:
-        _clear_caches()
-    if outcome.results:
-        _robustness_summary(outcome, sweep_id)
-    _report_failures(outcome)
-    return 0
+    return _run_sweep(RobustnessConf, ROBUSTNESS_SWEEP, overrides, task=_robustness_task,
+                      check=_check_robustness_point, summary=_robustness_summary)  # fmt: skip
 
 
 def _robustness_summary(outcome: LaunchOutcome, sweep_id: str) -> str:
-    import mlflow
+    from functools import partial
+
     from omegaconf import OmegaConf
 
-    from trustops.tracking import log_batch
     from trustops.trust.robustness import plot_robustness_curves
 
     rows = outcome.results
     table = pd.DataFrame([{k: r[k] for k in (*ROBUSTNESS_COLUMNS, "run_id")} for r in rows])
     order = {name: i for i, name in enumerate(dict.fromkeys(table["variant"]))}
     table = table.sort_values(["variant", "epsilon"], key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
-    experiment_id = _experiment_id(rows[0]["experiment_name"])
     sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
     sweep_config.variant = list(dict.fromkeys(table["variant"]))
     sweep_config.epsilon = sorted(set(table["epsilon"]))
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"robustness-summary-{_stamp()}", tags=owner_tags()) as run, \
+    return _log_study_summary(
+        "robustness", outcome, sweep_id, table, sweep_config,
+        plot=partial(plot_robustness_curves, norm=rows[0]["norm"]), plot_name="robustness_curves.png",
+        params={"variants": ",".join(sweep_config.variant), "epsilons": ",".join(f"{e:g}" for e in sweep_config.epsilon),
+                "n_points": len(table)},
+        title="Robustness (accuracy under PGD",
+    )  # fmt: skip
+
+
+def _log_study_summary(study: str, outcome: LaunchOutcome, sweep_id: str, table: pd.DataFrame, sweep_config: Any, *,
+                       plot: Callable[[pd.DataFrame, Path], Path], plot_name: str, params: dict[str, Any], title: str) -> str:
+    """One summary run of a study: its table (CSV), plot and sweep config, beside the points' runs; the table printed."""
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from trustops.tracking import log_batch
+
+    rows = outcome.results
+    experiment_id = _experiment_id(rows[0]["experiment_name"])
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{study}-summary-{_stamp()}", tags=owner_tags()) as run, \
             tempfile.TemporaryDirectory() as folder:  # fmt: skip
-        csv = Path(folder) / "robustness.csv"
+        csv = Path(folder) / f"{study}.csv"
         table.to_csv(csv, index=False)
-        plot = plot_robustness_curves(table, Path(folder) / "robustness_curves.png", norm=rows[0]["norm"])
-        mlflow.log_artifact(str(csv), "robustness")
-        mlflow.log_artifact(str(plot), "robustness")
+        mlflow.log_artifact(str(csv), study)
+        mlflow.log_artifact(str(plot(table, Path(folder) / plot_name)), study)
         mlflow.log_text(OmegaConf.to_yaml(sweep_config), "config/resolved.yaml")
         log_batch(
-            params={"variants": ",".join(sweep_config.variant), "epsilons": ",".join(f"{e:g}" for e in sweep_config.epsilon),
-                    "n_points": len(table), "overrides": " ".join(outcome.overrides)},
-            tags={"trustops_job": "robustness_summary", "trustops_sweep": sweep_id, "data_hash": rows[0]["data_hash"]},
+            params={**params, "overrides": " ".join(outcome.overrides)},
+            tags={"trustops_job": f"{study}_summary", "trustops_sweep": sweep_id, "data_hash": rows[0]["data_hash"]},
         )  # fmt: skip
-    _print_table(f"Robustness (accuracy under PGD; MLflow experiment {rows[0]['experiment_name']!r}, summary run {run.info.run_id}):",
+    _print_table(f"{title}; MLflow experiment {rows[0]['experiment_name']!r}, summary run {run.info.run_id}):",
                  table.drop(columns=["run_id"]))  # fmt: skip
     return run.info.run_id
 
@@ -365,28 +386,12 @@ def run_reproducibility(overrides: Sequence[str]) -> int:
         Hydra overrides of :data:`configs.trust.ReproducibilityConf`, e.g. ``variant=relu,smelu-1``,
         ``n_pairs=5``, ``trainer.max_epochs=5``, ``dp.enabled=true``.
 
-    Returns
-    -------
-    int
-        0 when every variant succeeded.  Raises the first variant's error otherwise (after the
-        summary of the variants that succeeded), and :class:`ConfigError` for a bad override.
+    Returns 0, or raises as :func:`_run_sweep` says.
     """
-    from functools import partial
-
     from configs.trust import REPRODUCIBILITY_SWEEP, ReproducibilityConf
 
-    sweep_id = uuid.uuid4().hex[:12]
-    try:
-        outcome = launch_study(
-            ReproducibilityConf, partial(_reproducibility_task, sweep_id=sweep_id), overrides,
-            default_sweep=REPRODUCIBILITY_SWEEP, check=_check_reproducibility_point,
-        )  # fmt: skip
-    finally:
-        _clear_caches()
-    if outcome.results:
-        _reproducibility_summary(outcome, sweep_id)
-    _report_failures(outcome)
-    return 0
+    return _run_sweep(ReproducibilityConf, REPRODUCIBILITY_SWEEP, overrides, task=_reproducibility_task,
+                      check=_check_reproducibility_point, summary=_reproducibility_summary)  # fmt: skip
 
 
 def plot_prediction_difference(table: pd.DataFrame, path: str | Path) -> Path:
@@ -406,38 +411,22 @@ def plot_prediction_difference(table: pd.DataFrame, path: str | Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     figure.suptitle("Prediction difference between models trained on different data orders")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    return save_png(figure, path, dpi=100)
 
 
 def _reproducibility_summary(outcome: LaunchOutcome, sweep_id: str) -> str:
-    import mlflow
     from omegaconf import OmegaConf
-
-    from trustops.tracking import log_batch
 
     rows = outcome.results
     table = pd.DataFrame([{k: r[k] for k in (*REPRODUCIBILITY_COLUMNS, "run_id")} for r in rows])
-    experiment_id = _experiment_id(rows[0]["experiment_name"])
     sweep_config = OmegaConf.create(OmegaConf.to_container(rows[0]["config"], resolve=True))
     sweep_config.variant = [str(v) for v in table["variant"]]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"reproducibility-summary-{_stamp()}", tags=owner_tags()) as run, \
-            tempfile.TemporaryDirectory() as folder:  # fmt: skip
-        csv = Path(folder) / "reproducibility.csv"
-        table.to_csv(csv, index=False)
-        plot = plot_prediction_difference(table, Path(folder) / "prediction_difference.png")
-        mlflow.log_artifact(str(csv), "reproducibility")
-        mlflow.log_artifact(str(plot), "reproducibility")
-        mlflow.log_text(OmegaConf.to_yaml(sweep_config), "config/resolved.yaml")
-        log_batch(
-            params={"variants": ",".join(sweep_config.variant), "n_variants": len(table), "overrides": " ".join(outcome.overrides)},
-            tags={"trustops_job": "reproducibility_summary", "trustops_sweep": sweep_id, "data_hash": rows[0]["data_hash"]},
-        )  # fmt: skip
-    _print_table(f"Reproducibility (prediction difference; MLflow experiment {rows[0]['experiment_name']!r}, summary run {run.info.run_id}):",
-                 table.drop(columns=["run_id"]))  # fmt: skip
-    return run.info.run_id
+    return _log_study_summary(
+        "reproducibility", outcome, sweep_id, table, sweep_config,
+        plot=plot_prediction_difference, plot_name="prediction_difference.png",
+        params={"variants": ",".join(sweep_config.variant), "n_variants": len(table)},
+        title="Reproducibility (prediction difference",
+    )  # fmt: skip
 
 
 def _report_failures(outcome: LaunchOutcome) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from trustops.data.loading import DatasetInfo
 from trustops.evaluation import predict_probabilities
-from trustops.settings import ModelSettings, TrainerSettings, TrainSettings
+from trustops.settings import TrainSettings
 from trustops.training.tensors import split_dataset
 from trustops.training.trainer import train_classifier
 from trustops.trust.prediction_difference import relative_prediction_difference, total_variation_difference

@@ -17,6 +17,7 @@ from torch import nn
 
 from trustops.attacks import NORMS, AttackMetrics, attack_metrics, pgd_attack
 from trustops.errors import ConfigError
+from trustops.files import save_png
 from trustops.models.activations import ACTIVATIONS
 
 DEFAULT_EPSILONS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -148,8 +149,5 @@ def plot_robustness_curves(table: pd.DataFrame, path: str | os.PathLike, *, norm
     ax.legend(title="variant")
     ax.set_title("Robustness: test accuracy against PGD radius")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    return save_png(figure, path, dpi=100)
 

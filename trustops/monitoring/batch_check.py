@@ -25,7 +25,7 @@ from monitors import Monitor, MonitorResult, get_monitor
 from monitors.sequential import draws_for_level
 from trustops.capture import CapturedStep, LayerNotFoundError
 from trustops.errors import ConfigError
-from trustops.monitoring.budget import DEFAULT_FALSE_PAGE_BUDGET, DEFAULT_MONITORS, STATISTICAL, page_levels  # noqa: F401
+from trustops.monitoring.budget import COMBINED_MONITOR
 from trustops.monitoring.reference import Reference
 
 SHIFT, ADVERSARIAL, DATA_QUALITY = "distribution_shift", "suspected_adversarial", "data_quality"
@@ -135,9 +135,6 @@ VIEWS: dict[str, MonitorView] = {
         options=lambda level, value_range: {"value_range": value_range},
     ),
 }
-
-
-COMBINED_MONITOR = "mmd_adversarial"  # the one monitor that tests several layers together
 
 
 def combined_title(layers: Sequence[str]) -> str:
