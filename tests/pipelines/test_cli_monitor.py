@@ -6,6 +6,7 @@ import pytest
 
 import trustops.runs.monitoring
 from trustops.cli import main
+from trustops.monitoring.budget import PassOptions
 from trustops.monitoring.records import PassReport
 
 
@@ -23,16 +24,15 @@ def throwaway_project(tmp_path, monkeypatch):
 def test_a_no_op_pass_without_a_run_id_is_reported_with_the_pending_alerts(throwaway_project, monkeypatch, capsys):
     calls = []
 
-    def no_op(name, version, *, monitors=None, **options):
-        calls.append((name, version, monitors, options))
+    def no_op(name, version, options):
+        calls.append((name, version, options))
         report = PassReport()
         report.pending_alerts = 2
         return report, None
 
     monkeypatch.setattr(trustops.runs.monitoring, "run_monitor", no_op)
     assert main(["monitor", "--model", "digits:3"]) == 0
-    assert calls == [("digits", "3", None, {"false_page_budget": "500", "permutations": None, "drift_report": "on_shift",
-                                            "combine_layers": None})]
+    assert calls == [("digits", "3", PassOptions())]  # no flags: every monitor at the default budget
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "No new captured batches for digits; nothing to monitor.",
