@@ -6,6 +6,7 @@ construction, so a bad value fails before any data is read or any run is created
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -44,14 +45,22 @@ def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 
+@functools.lru_cache(maxsize=None)
+def _adapter(record_type: type) -> Any:
+    """pydantic's validator for ``record_type``, built once per type: building it walks every nested class."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(record_type)
+
+
 def rebuild(record_type: type[RecordT], values: Mapping[str, Any]) -> RecordT:
     """A settings dataclass (or a record holding them) rebuilt from plain values, nested ones too, the way ZenML
     rebuilds a step's typed parameters: validated by pydantic, each class's own checks run, and keys it does
     not have (Hydra's ``_target_`` in a saved config) ignored."""
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     try:
-        return TypeAdapter(record_type).validate_python(values)
+        return _adapter(record_type).validate_python(values)
     except ValidationError as invalid:
         first = invalid.errors()[0]
         if isinstance(original := first.get("ctx", {}).get("error"), ConfigError):
