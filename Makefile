@@ -12,6 +12,10 @@ INSTALLED := $(VENV)/.installed
 # on PyPI (uv's default first-index would take numpy & co. only from the PyTorch mirror, which
 # lacks most pinned versions).
 WHEELS      ?= /opt/wheels
+# pytest-xdist workers for `make test`: most of the suite's time is real trustops processes that
+# wait on imports, servers and disks, so two workers keep both CPU cores busy.  Whole files go to
+# one worker (--dist loadfile), so module fixtures (a trained model, a server) are built once.
+TEST_WORKERS ?= 2
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 INDEX_FLAGS := --index-strategy unsafe-best-match $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),--extra-index-url $(TORCH_INDEX))
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (this machine, CI) nothing writes .pyc files,
@@ -36,7 +40,7 @@ run: install
 	$(BIN)/trustops run
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast

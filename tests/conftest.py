@@ -12,6 +12,7 @@ is imported before any test is collected.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,12 +32,25 @@ settings.register_profile("fast", max_examples=20, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# Test files are handed to pytest-xdist's workers whole (``--dist loadfile``), in collection
+# order.  Files holding these markers run for minutes, so they go first: the longest work starts
+# early and the short files fill the gaps, instead of one worker running a long file alone at
+# the end.  Earlier in the tuple means longer on average (measured with ``--durations=0``).
+_LONG_FIRST = ("airflow", "e2e", "faults", "integration", "trains_model", "slow")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses the session's smoke model (directly or through a fixture) is a ``trains_model`` test:
-    run alone, it pays for the training."""
+    run alone, it pays for the training.  Then the files are ordered longest first (see ``_LONG_FIRST``)."""
     for item in items:
         if "smoke_model" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.trains_model)
+    rank: dict[Path, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        item_rank = min((i for i, name in enumerate(_LONG_FIRST) if name in marks), default=len(_LONG_FIRST))
+        rank[item.path] = min(rank.get(item.path, item_rank), item_rank)
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's tests keep their order
 
 
 @pytest.fixture(autouse=True)
@@ -123,14 +137,36 @@ def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
 
 @pytest.fixture(scope="session")
 def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeModel]:
-    from tests.pipelines.conftest import new_digits_project
+    """Trained once per test run, even with several pytest-xdist workers.
 
-    project = new_digits_project(tmp_path_factory.mktemp("smoke-model"))
-    result = project.trustops("train", "trainer=smoke", "dp=off", timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    Workers share the parent of their base temporary folders; the first to need the model trains
+    it there under a file lock, and the others wait on the lock and reuse it.
+    """
+    from filelock import FileLock
+
+    from tests.pipelines.conftest import Project, new_digits_project
+
+    shared = _shared_tmp(tmp_path_factory)
+    root, trained = shared / "smoke-model", shared / "smoke-model.trained"
+    with FileLock(str(shared / "smoke-model.lock")):
+        if not trained.is_file():
+            if root.exists():  # a worker that failed to train left a partial project: start again
+                shutil.rmtree(root)
+            root.mkdir()
+            project = new_digits_project(root)
+            result = project.trustops("train", "trainer=smoke", "dp=off", timeout=600)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            trained.touch()
+        project = Project(root)
     version = project.client().get_model_version(SMOKE_MODEL_NAME, "1")
     assert version.tags.get("capture_uri"), version.tags  # the training reference the monitors and detect read
     model = SmokeModel(project, _fingerprint(project.root))
     yield model
     changed = sorted(set(model.fingerprint) ^ set(_fingerprint(project.root)))
     assert not changed, f"a test wrote into the shared smoke model's project instead of its copy: {changed[:10]}"
+
+
+def _shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary folder every xdist worker of this run shares (the session's own folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
