@@ -108,6 +108,7 @@ def s3_bucket(s3_env: S3Server) -> str:
 
 
 SMOKE_MODEL_NAME = "trustops-digits"  # what `trustops train` registers on the digits data
+SMOKE_TRAINING_EXPERIMENT = "trustops"  # where it logs its training run (tracking.experiment_name's default)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ class Project:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ZENML_"))}
+        # COLUMNS and LINES go too: pytest-xdist's workers set them to 80x24, and the CLI fits its
+        # tables to them, so a child's output would depend on how pytest was started.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "ZENML_")) and k not in ("COLUMNS", "LINES")}
         env.update(TRUSTOPS_PROJECT_ROOT=str(self.root), PYTHONUNBUFFERED="1")
         return env
 

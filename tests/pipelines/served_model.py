@@ -1,8 +1,8 @@
 """A model trained and served through the real CLI, and the trustops UIs a user opens over its project.
 
-Shared by the end-to-end tests that monitor a model of their own (their own registered name and
-training experiment, so they do not use the session's smoke model) and look at the result in a
-UI server started as a user starts it.
+Shared by the end-to-end tests that serve and monitor a registered model (each in its own copy
+of the session's smoke-model project) and look at the result in a UI server started as a user
+starts it.
 """
 
 from __future__ import annotations
@@ -40,15 +40,12 @@ class ServedModel:
             self.module(batch)
 
 
-def train_and_load(project: Project, name: str, *, experiment: str) -> ServedModel:
-    """``trustops train trainer=smoke dp=off`` registering ``name`` in ``experiment``; the registered version, loaded."""
+def load_served(project: Project, name: str) -> ServedModel:
+    """The latest registered version of ``name`` in ``project``, loaded, with the project's digits test split."""
     import pandas as pd
 
     from trustops.registry import resolve_registered_model
 
-    trained = project.trustops("train", "trainer=smoke", "dp=off", f"tracking.experiment_name={experiment}",
-                               f"tracking.registered_model_name={name}")
-    assert trained.returncode == 0, trained.stderr[-3000:]
     found = resolve_registered_model(name, "latest", project.client())
     with project.mlflow_globals() as mlflow:
         module = mlflow.pytorch.load_model(found.model_uri).eval()

@@ -1,6 +1,6 @@
 """The control chart in MLflow's own UI: `trustops monitor` passes add to one monitoring run, drawn with its limits in Chromium.
 
-A smoke-trained model, six captured batches (the fifth shifted) monitored in two passes by the
+The session's smoke-trained model (in a copy of its project), six captured batches (the fifth shifted) monitored in two passes by the
 real CLI, then `trustops ui` on loopback and a real headless Chromium on the monitoring run's
 metric page.  With ``TRUSTOPS_SCREENSHOTS=docs/images`` the page's screenshot is kept there
 (``mlflow-monitoring-chart.png``, the README's picture).  The passes also run Evidently's drift
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.pipelines.conftest import REPO_ROOT
-from tests.pipelines.served_model import train_and_load, trustops_ui
+from tests.conftest import SMOKE_MODEL_NAME, SMOKE_TRAINING_EXPERIMENT
+from tests.pipelines.served_model import load_served, trustops_ui
 from trustops.monitoring.mlflow_chart import (
     CENTER_LINE,
     CHART_CENTER,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-MODEL = "chart-digits"
+MODEL = SMOKE_MODEL_NAME  # the session's smoke model (tests/conftest.py), in this module's copy of its project
 CHART = "prediction_shift"  # the chart drawn; the brightened batch (step 4) moves the class mix
 KEYS = [chart_metric(CHART, q) for q in (CHART_VALUE, CHART_CENTER, CHART_UCL, CHART_SIGNAL)]
 SCREENSHOTS_ENV = "TRUSTOPS_SCREENSHOTS"
@@ -59,9 +60,15 @@ def evidently_env(project) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def project(smoke_model, tmp_path_factory):
+    """A copy of the session's smoke-model project: ``{MODEL}`` v1, trained by `trustops train trainer=smoke dp=off`."""
+    return smoke_model.copy_to(tmp_path_factory.mktemp("chart-project"))
+
+
+@pytest.fixture(scope="module")
 def monitored(project):
     """Six batches through a registered model, monitored in two `trustops monitor` passes (3 + 3)."""
-    served = train_and_load(project, MODEL, experiment="chart-train")
+    served = load_served(project, MODEL)
     x = served.images
     batches = [x[:60], x[60:120], x[120:180], x[180:240], (x[240:300] + 6.0).clamp(0.0, 16.0), x[300:359]]
     for first, last in ((0, 3), (3, 6)):
@@ -100,7 +107,7 @@ def test_two_passes_are_children_of_one_monitoring_run_linked_to_the_model_versi
 
 def test_the_training_run_logs_each_setting_once_and_its_data_splits_as_inputs(monitored):
     client = monitored[0]
-    (training,) = client.search_runs([client.get_experiment_by_name("chart-train").experiment_id])
+    (training,) = client.search_runs([client.get_experiment_by_name(SMOKE_TRAINING_EXPERIMENT).experiment_id])
     spellings: dict[str, list[str]] = {}
     for key in training.data.params:  # `capture.uri` and `capture_uri` would be one setting logged twice
         spellings.setdefault(key.replace(".", "_"), []).append(key)

@@ -1,6 +1,6 @@
 """ZenML's Model Control Plane ties a training run, its artifacts, its MLflow version and its monitor passes together.
 
-One smoke training and one `trustops monitor` pass over three captured batches, by the real CLI;
+The session's smoke-trained model (in a copy of its project) and one `trustops monitor` pass over three captured batches, by the real CLI;
 then ZenML's own client, in a child interpreter on the project's ZenML store, reads the model
 version back.
 """
@@ -11,11 +11,12 @@ import json
 
 import pytest
 
-from tests.pipelines.served_model import ServedModel, train_and_load
+from tests.conftest import SMOKE_MODEL_NAME, SMOKE_TRAINING_EXPERIMENT
+from tests.pipelines.served_model import ServedModel, load_served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MODEL = "mcp-digits"
+MODEL = SMOKE_MODEL_NAME  # the session's smoke model (tests/conftest.py), in this module's copy of its project
 MONITOR = "prediction_shift"  # the cheapest default monitor
 
 
@@ -48,9 +49,15 @@ result["monitor_runs"] = [(run.name, run.model_version.id if run.model_version e
 
 
 @pytest.fixture(scope="module")
+def project(smoke_model, tmp_path_factory):
+    """A copy of the session's smoke-model project: ``{MODEL}`` v1, trained by `trustops train trainer=smoke dp=off`."""
+    return smoke_model.copy_to(tmp_path_factory.mktemp("mcp-project"))
+
+
+@pytest.fixture(scope="module")
 def monitored(project) -> ServedModel:
     """A smoke-trained registered model, three captured batches and one monitor pass over them."""
-    served = train_and_load(project, MODEL, experiment="mcp-train")
+    served = load_served(project, MODEL)
     for first in (0, 60, 120):
         served.serve(served.images[first:first + 60])
     result = project.trustops("monitor", "--model", MODEL, "--monitors", MONITOR)

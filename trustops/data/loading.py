@@ -76,7 +76,9 @@ def read_table(path: Path, fmt: str) -> tuple[pd.DataFrame, list[int] | None]:
     fmt = resolve_format(path, fmt)
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path), None
+            # Single-threaded: Arrow's reader threads can abort the interpreter at exit
+            # (apache/arrow#34314), which turned a clean exit 2 on refused data into SIGABRT.
+            return pd.read_parquet(path, use_threads=False), None
         if fmt == "csv":
             _check_csv_header(path)
             return pd.read_csv(path), None

@@ -48,7 +48,7 @@ def read_labels(path: str | Path, label_column: str | None, classes: list) -> np
     path = Path(path)
     if not label_column or path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         return None
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path, use_threads=False)
     if label_column not in frame.columns:
         return None
     index = {str(c): i for i, c in enumerate(classes)}
@@ -80,7 +80,7 @@ def read_inputs(
                     raise DataError(f"{path} has no 'images' array (it holds: {', '.join(arrays.files) or 'nothing'}).")
                 values = arrays["images"].astype(np.float32)
         else:
-            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path, use_threads=False)  # single-threaded: see data.loading.read_table
             missing = [c for c in feature_columns if c not in frame.columns]
             if missing:
                 shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
