@@ -57,6 +57,14 @@ COMMANDS = [
     Command("import_training", ("-c", "import trustops.training.trainer"), 0, None, python=True),
     Command("import_training_transformers", ("-c", "import sys; sys.path.append(sys.prefix + '/alibi-reference'); "
                                              "import trustops.training.trainer; assert 'transformers' in sys.modules"), 0, None, python=True),
+    # What a monitor pass imports to check a batch with its model: the check step and mlflow.pytorch, which no
+    # longer bring Lightning (the steps package re-exports lazily; trustops.tracking.mlflow_pytorch). The second
+    # row imports them as before: the training step beside it, and mlflow.pytorch with pytorch_lightning.
+    Command("import_monitor_step", ("-c", "import sys; import steps.monitoring.check_captures; from trustops.tracking import "
+                                    "mlflow_pytorch; mlflow_pytorch(); assert not {'lightning', 'pytorch_lightning'} & set(sys.modules)"),
+            0, None, python=True),
+    Command("import_monitor_step_with_lightning", ("-c", "import steps.training.train_model, steps.monitoring.check_captures, "
+                                                   "mlflow.pytorch"), 0, None, python=True),
 ]
 # ---- no-op `trustops monitor` -------------------------------------------------------------
 # Needs a registered model trained with capture on, which costs a training run (about a minute

@@ -31,7 +31,6 @@ class _DropKnownNoise(logging.Filter):
     """Messages that are expected on every run and say nothing to a trustops user."""
 
     NOISE = (
-        "Failed to disable MLflow autologging",  # ZenML tries frameworks that are not installed
         "Setting the global active stack",
         "GPU available:",
         "TPU available:",

@@ -114,11 +114,12 @@ def stream(model_name: str, version: str) -> None:
     from trustops.registry import resolve_registered_model
     from trustops.runs.monitoring import run_monitor
     from trustops.summary import format_table
+    from trustops.tracking import load_pytorch_model
 
     uri = default_tracking_uri()
     found = resolve_registered_model(model_name, version, MlflowClient(uri, uri))
     mlflow.set_tracking_uri(uri)
-    model = mlflow.pytorch.load_model(found.model_uri).eval()
+    model = load_pytorch_model(found.model_uri)
     x, y, clamp = load_split(found, "test")
     # The stream is an experiment: its own capture store and monitor state, never production traffic.
     capture_uri = demo_capture_uri(found.capture_uri)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from trustops.paths import state_dir
@@ -35,9 +36,40 @@ def configure_zenml_environment(root: Path | None = None) -> None:
     apply_storage_environment(root)
 
 
+# The frameworks whose autologging ZenML 0.98's MLflow tracker turns off after every step.
+AUTOLOG_FRAMEWORKS = ("tensorflow", "xgboost", "lightgbm", "statsmodels", "spark", "sklearn", "fastai", "pytorch")
+
+
+def skip_autologging_cleanup_of_unimported_frameworks() -> None:
+    """After every step, ZenML's MLflow tracker turns autologging off by importing ``mlflow.<framework>``
+    for each of ``AUTOLOG_FRAMEWORKS``.  ``mlflow.pytorch`` imports Lightning, so a monitor pass
+    (which never trains) paid for Lightning's import once per process (``bench.bench_cli_latency``'s
+    ``import_monitor_step`` rows).  Autologging of a framework is switched on only through its ``mlflow``
+    module (trustops never switches it on), so turning it off where that module was never imported
+    changes nothing; where it was, it is turned off as before.
+    """
+    from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker
+
+    if getattr(MLFlowExperimentTracker.disable_autologging, "skips_unimported", False):
+        return
+
+    def disable_autologging(self: MLFlowExperimentTracker) -> None:
+        for framework in AUTOLOG_FRAMEWORKS:
+            module = sys.modules.get(f"mlflow.{framework}")
+            if module is not None:
+                try:
+                    module.autolog(disable=True)
+                except Exception:  # as ZenML does: a framework that cannot be reached is not a failed step
+                    logger.debug("could not turn MLflow autologging off for %s", framework, exc_info=True)
+
+    disable_autologging.skips_unimported = True  # type: ignore[attr-defined]
+    MLFlowExperimentTracker.disable_autologging = disable_autologging  # type: ignore[method-assign]
+
+
 def ensure_stack(tracking_uri: str, root: Path | None = None) -> str:
     """Register (once) and activate the trustops stack; returns the experiment tracker's name."""
     configure_zenml_environment(root)
+    skip_autologging_cleanup_of_unimported_frameworks()
     from zenml.client import Client
     from zenml.enums import StackComponentType
 

@@ -6,15 +6,45 @@ in the MLflow UI's comparison view.
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 from trustops.paths import default_artifact_root, default_tracking_uri
 
 MAX_PARAM_LENGTH = 6000
+
+
+def mlflow_pytorch() -> ModuleType:
+    """``mlflow.pytorch``, imported without its Lightning autologging.
+
+    On import, ``mlflow.pytorch`` imports ``pytorch_lightning`` (which ``lightning`` installs
+    beside itself) only to offer autologging and a checkpoint callback, trustops uses neither,
+    and skips both when that import fails.  Every process that saves or loads a model paid for it:
+    each monitor pass, ``detect``, ``predict``, each Airflow task (``bench.bench_cli_latency``'s
+    ``import_monitor_step`` rows).  So the first import is made with ``pytorch_lightning`` marked
+    unimportable, then unmarked for anyone who needs it.
+    """
+    if "mlflow.pytorch" not in sys.modules and "pytorch_lightning" not in sys.modules:
+        sys.modules["pytorch_lightning"] = None  # type: ignore[assignment]  # import fails: ImportError
+        try:
+            return importlib.import_module("mlflow.pytorch")
+        finally:
+            del sys.modules["pytorch_lightning"]
+    return importlib.import_module("mlflow.pytorch")
+
+
+def load_pytorch_model(model_uri: str) -> nn.Module:
+    """The ``torch.nn.Module`` MLflow's pytorch flavor stored at ``model_uri``, in eval mode."""
+    return mlflow_pytorch().load_model(model_uri).eval()
 
 
 def is_local_store(tracking_uri: str) -> bool:

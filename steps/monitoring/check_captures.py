@@ -11,7 +11,7 @@ from trustops.monitoring.budget import COMBINED_MONITOR
 from trustops.monitoring.mlflow_chart import monitored_batches
 from trustops.monitoring.records import CheckedBatches, CollectedCaptures
 from trustops.registry import RegisteredModel
-from trustops.tracking import log_history
+from trustops.tracking import load_pytorch_model, log_history
 
 
 @step(enable_cache=False)
@@ -22,7 +22,7 @@ def check_captures(
 
     found = model_info
     # Loaded here, from the registry, and only when there is something to check.
-    model = mlflow.pytorch.load_model(found.model_uri).eval() if collected.chunks else None
+    model = load_pytorch_model(found.model_uri) if collected.chunks else None
     checked = check_collected(model, found, collected, options=options)
     # One MLflow step per capture step, so each metric's history plots over time.
     log_history(({"step": batch.step, **batch.metric_row()} for batch in checked.batches), step_key="step")

@@ -7,7 +7,7 @@ from zenml import step
 
 import steps.materializers  # noqa: F401 - registers the JSON materializer of the records these steps return
 from trustops.registry import RegisteredModel, resolve_registered_model
-from trustops.tracking import log_batch
+from trustops.tracking import load_pytorch_model, log_batch
 
 
 @step(enable_cache=False)
@@ -15,10 +15,8 @@ def load_registered_model(
     model_name: str, model_version: str
 ) -> tuple[Annotated[nn.Module, "model"], Annotated[RegisteredModel, "model_info"]]:
     """The model and its facts, for pipelines whose steps hand the model on (the attack pipeline)."""
-    import mlflow
-
     found = _resolved_and_logged(model_name, model_version)
-    model = mlflow.pytorch.load_model(found.model_uri).eval()
+    model = load_pytorch_model(found.model_uri)
     return model, found
 
 

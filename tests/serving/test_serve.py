@@ -124,12 +124,8 @@ def test_served_model_captures_each_request(trained, tmp_path):
 
 
 def test_the_registered_model_still_loads_as_pytorch(trained):
-    import mlflow
-
-    mlflow.set_tracking_uri(trained.project.tracking_uri)
-    try:
+    # Both URIs: an earlier in-process `predict` may have left the registry URI on another project's copy.
+    with trained.project.mlflow_globals() as mlflow:
         model = mlflow.pytorch.load_model(f"models:/{trained.name}/{trained.version}")
-    finally:
-        mlflow.set_tracking_uri(None)
     assert isinstance(model, torch.nn.Module)
     assert "penultimate" in dict(model.named_modules())

@@ -89,10 +89,10 @@ def load_registered_module(found: RegisteredModel, root: Path | None = None):
     import tempfile
 
     import mlflow.artifacts
-    import mlflow.pytorch
     from mlflow.tracking import MlflowClient
 
     from trustops.paths import default_tracking_uri
+    from trustops.tracking import load_pytorch_model
 
     uri = default_tracking_uri(root or project_root())
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -103,7 +103,7 @@ def load_registered_module(found: RegisteredModel, root: Path | None = None):
         location = client.get_logged_model(location.removeprefix("models:/")).artifact_location
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=folder, tracking_uri=uri)
-        return mlflow.pytorch.load_model(local).eval()
+        return load_pytorch_model(local)
 
 
 def check_detect_layers(found: RegisteredModel, names: list[str] | None, root: Path | None = None) -> None:

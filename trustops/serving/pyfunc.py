@@ -142,9 +142,9 @@ class CapturingClassifier(mlflow.pyfunc.PythonModel):
         return wrapper
 
     def load_context(self, context: Any) -> None:
-        import mlflow.pytorch
+        from trustops.tracking import load_pytorch_model
 
-        self.model = mlflow.pytorch.load_model(context.artifacts[PYTORCH_ARTIFACT]).eval()
+        self.model = load_pytorch_model(context.artifacts[PYTORCH_ARTIFACT])
         self.config = dict(context.model_config or {})
         _torch_threads(self.config)
 
@@ -296,15 +296,16 @@ def save_model(
     ``pytorch`` flavor points into it, so ``mlflow.pytorch.load_model`` reads the same file.
     Used as an MLflow flavor module by :func:`log_model` (``Model.log`` calls it).
     """
-    import mlflow.pytorch
     from mlflow.models import Model
+
+    from trustops.tracking import mlflow_pytorch
 
     mlflow_model = mlflow_model if mlflow_model is not None else Model()
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         torch_dir = Path(tmp) / PYTORCH_ARTIFACT
         # Pickle, not torch.export: capture needs the named submodules (penultimate).
-        mlflow.pytorch.save_model(
+        mlflow_pytorch().save_model(
             pytorch_model, torch_dir, serialization_format="pickle", pip_requirements=list(pip_requirements or ())
         )
         torch_flavor = Model.load(torch_dir / "MLmodel").flavors["pytorch"]
