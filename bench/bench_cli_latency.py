@@ -38,12 +38,21 @@ class Command:
     expected_exit: int
     target_s: float | None
     python: bool = False
+    env: tuple[tuple[str, str | None], ...] = ()  # set (or, with None, removed) for this command only
+    stderr_says: str = ""  # a refusal must be the expected one, not any exit with the same code
 
     @property
     def label(self) -> str:
         return f"python {' '.join(self.argv)}" if self.python else f"trustops {' '.join(self.argv)}"
 
 
+# An S3 storage setting with no credentials anywhere in boto3's chain.
+_NO_S3_CREDENTIALS = (
+    ("TRUSTOPS_STORAGE_URI", "s3://trustops-bench-refused/p"), ("TRUSTOPS_STORAGE_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None), ("AWS_SESSION_TOKEN", None), ("AWS_PROFILE", None),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/trustops-bench"), ("AWS_CONFIG_FILE", "/nonexistent/trustops-bench"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+)
 FLOOR = Command("import_torch", ("-c", "import torch"), 0, None, python=True)
 COMMANDS = [
     Command("help", ("--help",), 0, 1.0),
@@ -65,6 +74,14 @@ COMMANDS = [
             0, None, python=True),
     Command("import_monitor_step_with_lightning", ("-c", "import steps.training.train_model, steps.monitoring.check_captures, "
                                                    "mlflow.pytorch"), 0, None, python=True),
+    # A training refused because its S3 store cannot be used (no credentials): the check runs before the
+    # training pipeline (Lightning, torch, ZenML) is imported.  The second row imports that pipeline first,
+    # as `trustops train` did before.
+    Command("refused_s3_train", ("train", "trainer=smoke"), 2, None, env=_NO_S3_CREDENTIALS,
+            stderr_says="no usable AWS credentials"),
+    Command("refused_s3_train_importing_pipeline", ("-c", "import sys, pipelines.training; from trustops.cli import main; "
+                                                    "sys.exit(main(['train', 'trainer=smoke']))"), 2, None, python=True,
+            env=_NO_S3_CREDENTIALS, stderr_says="no usable AWS credentials"),
 ]
 # ---- no-op `trustops monitor` -------------------------------------------------------------
 # Needs a registered model trained with capture on, which costs a training run (about a minute
@@ -82,11 +99,15 @@ def _argv(command: Command) -> list[str]:
 
 
 def time_once(command: Command, *, root: Path, env: dict[str, str]) -> float:
+    env = {**env, **{key: value for key, value in command.env if value is not None}}
+    for key in (key for key, value in command.env if value is None):
+        env.pop(key, None)
     start = time.perf_counter()
     done = subprocess.run(_argv(command), cwd=root, env=env, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - start
-    if done.returncode != command.expected_exit:
-        raise RuntimeError(f"`{command.label}` exited {done.returncode}, expected {command.expected_exit}:\n{done.stderr[-3000:]}")
+    if done.returncode != command.expected_exit or command.stderr_says not in done.stderr:
+        raise RuntimeError(f"`{command.label}` exited {done.returncode}, expected {command.expected_exit} "
+                           f"with {command.stderr_says!r} in its error output:\n{done.stderr[-3000:]}")
     return seconds
 
 

@@ -259,10 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trustops.stack import configure_zenml_environment
 
-    configure_zenml_environment()  # environment variables only; ZenML is imported later, by the commands that need it
     _quiet_libraries()
     _terminate_like_interrupt()
     try:
+        # Environment variables only; ZenML is imported later, by the commands that need it.  Inside the
+        # `try`, so a malformed storage setting is one line; `trustops storage` reads that setting itself,
+        # so `storage use` can still replace a broken one.
+        configure_zenml_environment(apply_storage=args.command != "storage")
         return _dispatch(args)
     except TrustopsError as error:
         print(f"trustops: error: {error}", file=sys.stderr)

@@ -445,7 +445,7 @@ def promote(name: str, version: str, *, alias: str) -> int:
 
 
 def storage(args) -> int:
-    from trustops.storage import StorageSettings, check_stores, load_storage, save_storage, storage_file
+    from trustops.storage import StorageSettings, apply_storage_environment, check_stores, save_storage, storage_file
 
     root = project_root()
     if args.storage_action == "use":
@@ -455,7 +455,7 @@ def storage(args) -> int:
         save_storage(setting, root)
         print(f"Storage: {setting.describe()} (saved in {storage_file(root).name}" + (", DVC remote 's3' is the default)" if (
             setting.is_s3 and (root / ".dvc").is_dir()) else ")"))
-    setting = load_storage(root)
+    setting = apply_storage_environment(root)  # not applied at start-up: `use` may be replacing a broken setting
     if args.storage_action == "check" and setting.is_s3:
         check_stores([("the storage", setting.uri, setting.endpoint_url)])
         print(f"Storage {setting.describe()} answers.")

@@ -21,8 +21,9 @@ TRACKER_NAME = "trustops_mlflow"
 logger = logging.getLogger(__name__)
 
 
-def configure_zenml_environment(root: Path | None = None) -> None:
-    """Point ZenML at a store inside the project before ZenML is imported."""
+def configure_zenml_environment(root: Path | None = None, *, apply_storage: bool = True) -> None:
+    """Point ZenML at a store inside the project before ZenML is imported (and, with ``apply_storage``,
+    every S3 client at the storage setting)."""
     os.environ.setdefault("ZENML_CONFIG_PATH", str(state_dir(root) / "zenml"))
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
@@ -30,10 +31,10 @@ def configure_zenml_environment(root: Path | None = None) -> None:
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # Every trustops command starts here, so the S3 stores follow the one storage setting.
-    from trustops.storage import apply_storage_environment
+    if apply_storage:  # every trustops command starts here, so the S3 stores follow the one storage setting
+        from trustops.storage import apply_storage_environment
 
-    apply_storage_environment(root)
+        apply_storage_environment(root)
 
 
 # The frameworks whose autologging ZenML 0.98's MLflow tracker turns off after every step.

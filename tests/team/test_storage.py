@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -71,3 +73,38 @@ def test_a_bad_storage_uri_fails_with_one_line_and_exit_2(tmp_path):
     result = run_cli(project, "storage", "use", "s3://x/prefix", "--no-check")
     assert result.returncode == 2
     assert result.stderr.startswith("trustops: error: ") and "Traceback" not in result.stderr
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("trustops: error: ")
+    return line
+
+
+def test_a_malformed_storage_setting_is_one_line_for_every_command_and_storage_use_replaces_it(tmp_path):
+    project = new_project(tmp_path / "p")
+    # From the environment: every command refuses it in one line (it used to be a traceback, before any command ran).
+    refused = run_cli(project, "config", env={ENV_URI: "s3://b/prefix"})
+    assert "Malformed storage URI 's3://b/prefix'" in _one_line_error(refused)
+    # From the project file: the same, and the command the message names repairs it.
+    (project.root / "trustops-storage.json").write_text('["not", "a", "setting"]')
+    assert "Re-create it with `trustops storage use`" in _one_line_error(run_cli(project, "config"))
+    repaired = run_cli(project, "storage", "use", "s3://team-bucket/p", "--endpoint-url", "http://127.0.0.1:9", "--no-check")
+    assert repaired.returncode == 0, repaired.stderr[-3000:]
+    assert json.loads((project.root / "trustops-storage.json").read_text())["uri"] == "s3://team-bucket/p"
+    assert run_cli(project, "config").returncode == 0
+
+
+def test_a_training_refused_by_its_s3_store_fails_before_importing_the_training_pipeline(tmp_path):
+    """The store check runs before Lightning, torch and ZenML are imported: refused in seconds, not in 10+
+    (``bench.bench_cli_latency``'s ``refused_s3_train`` rows)."""
+    project = new_project(tmp_path / "p")
+    env = {k: v for k, v in project.env.items() if not k.startswith("AWS_")}
+    env.update({ENV_URI: "s3://team-bucket/p", ENV_ENDPOINT: "http://127.0.0.1:9", "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")})
+    code = ("import sys; from trustops.cli import main; code = main(['train', 'trainer=smoke']); "
+            "print(code, sorted(m for m in ('lightning', 'torch', 'zenml', 'pipelines.training') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr[-3000:]
+    assert "no usable AWS credentials" in result.stderr and "Traceback" not in result.stderr

@@ -53,9 +53,6 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
     root = project_root()
     check_training_inputs(settings, root)
     tracking_uri = default_tracking_uri(root)
-
-    from pipelines.training import training_pipeline
-
     run_name = settings.tracking.run_name or default_run_name(settings)
     storage = load_storage(root)
     if settings.capture.enabled and not settings.capture.uri:
@@ -67,6 +64,9 @@ def run_training(settings: TrainSettings, resolved_config: str, *, sweep_point: 
         settings = dataclasses.replace(settings, capture=capture)
     check_run_stores(settings, tracking_uri, root)
     reconcile_abandoned_runs(tracking_uri, root=root)  # runs a killed trustops left RUNNING end as KILLED
+    # Only now: the pipeline imports Lightning, torch and ZenML (about 10 s), which a refused run never needs.
+    from pipelines.training import training_pipeline
+
     run_tags = {**comparison_tags(settings), "trustops_job": "train", **({"sweep_point": sweep_point} if sweep_point else {})}
     # Each run gets its own version of the ZenML model named like the registered model, created
     # pending once ZenML's store is set up; ZenML links the run and its artifacts to it.
