@@ -112,8 +112,8 @@ SMOKE_TRAINING_EXPERIMENT = "trustops"  # where it logs its training run (tracki
 
 
 @dataclass(frozen=True)
-class SmokeModel:
-    """``trustops train trainer=smoke dp=off`` on the digits data, run once per session through the real CLI.
+class SharedModel:
+    """A model trained on the digits data once per session through the real CLI (``smoke_model``, ``six_epoch_model``).
 
     Its project is a template that no test writes to: a test module takes its own copy with
     :meth:`copy_to` (MLflow and ZenML stores, artifacts, the capture store, all relocated), so
@@ -127,7 +127,7 @@ class SmokeModel:
 
     def copy_to(self, root: Path) -> Project:
         changed = sorted(set(self.fingerprint) ^ set(_fingerprint(self.project.root)))
-        assert not changed, f"a test wrote into the shared smoke model's project instead of its copy: {changed[:10]}"
+        assert not changed, f"a test wrote into the shared model's project instead of its copy: {changed[:10]}"
         return self.project.copy_to(root)
 
 
@@ -136,9 +136,9 @@ def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()))
 
 
-@pytest.fixture(scope="session")
-def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeModel]:
-    """Trained once per test run, even with several pytest-xdist workers.
+def _shared_trained_model(tmp_path_factory: pytest.TempPathFactory, folder: str, name: str, *train: str) -> Iterator[SharedModel]:
+    """``trustops train *train`` in a project of its own, trained once per test run even with several
+    pytest-xdist workers.
 
     Workers share the parent of their base temporary folders; the first to need the model trains
     it there under a file lock, and the others wait on the lock and reuse it.
@@ -148,23 +148,45 @@ def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeModel
     from tests.pipelines.conftest import Project, new_digits_project
 
     shared = _shared_tmp(tmp_path_factory)
-    root, trained = shared / "smoke-model", shared / "smoke-model.trained"
-    with FileLock(str(shared / "smoke-model.lock")):
+    root, trained = shared / folder, shared / f"{folder}.trained"
+    with FileLock(str(shared / f"{folder}.lock")):
         if not trained.is_file():
             if root.exists():  # a worker that failed to train left a partial project: start again
                 shutil.rmtree(root)
             root.mkdir()
             project = new_digits_project(root)
-            result = project.trustops("train", "trainer=smoke", "dp=off", timeout=600)
+            result = project.trustops("train", *train, timeout=900)
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
             trained.touch()
         project = Project(root)
-    version = project.client().get_model_version(SMOKE_MODEL_NAME, "1")
+    version = project.client().get_model_version(name, "1")
     assert version.tags.get("capture_uri"), version.tags  # the training reference the monitors and detect read
-    model = SmokeModel(project, _fingerprint(project.root))
+    model = SharedModel(project, _fingerprint(project.root), name=name)
     yield model
     changed = sorted(set(model.fingerprint) ^ set(_fingerprint(project.root)))
-    assert not changed, f"a test wrote into the shared smoke model's project instead of its copy: {changed[:10]}"
+    assert not changed, f"a test wrote into the shared model's project instead of its copy: {changed[:10]}"
+
+
+@pytest.fixture(scope="session")
+def smoke_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedModel]:
+    """``trustops train trainer=smoke dp=off``: for the tests that need a model but are not about training."""
+    yield from _shared_trained_model(tmp_path_factory, "smoke-model", SMOKE_MODEL_NAME, "trainer=smoke", "dp=off")
+
+
+# Six epochs: PGD at epsilon 2 then moves most test points across a decision boundary and clean
+# predictions are stable under feature squeezing, which the monitoring loop and `trustops detect`
+# assert (a one-epoch smoke model is too soft for either).
+SIX_EPOCH_MODEL_NAME = "e2e-six-epoch"
+SIX_EPOCH_TRAINING_EXPERIMENT = "e2e-six-epoch-train"
+
+
+@pytest.fixture(scope="session")
+def six_epoch_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedModel]:
+    """``trustops train trainer.max_epochs=6 dp=off``, registered as ``SIX_EPOCH_MODEL_NAME``."""
+    yield from _shared_trained_model(
+        tmp_path_factory, "six-epoch-model", SIX_EPOCH_MODEL_NAME, "trainer.max_epochs=6", "dp=off",
+        f"tracking.experiment_name={SIX_EPOCH_TRAINING_EXPERIMENT}", f"tracking.registered_model_name={SIX_EPOCH_MODEL_NAME}",
+    )
 
 
 def _shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:

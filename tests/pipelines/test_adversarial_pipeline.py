@@ -1,19 +1,23 @@
-"""`trustops detect` on a freshly trained model: attack, inference capture, MMD detection, all in MLflow."""
+"""`trustops detect` on the session's six-epoch model: attack, inference capture, MMD detection, all in MLflow."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.conftest import SIX_EPOCH_MODEL_NAME as MODEL
 from trustops.capture import open_capture
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.trains_model]  # trains the session's six-epoch model if no test has yet
+
+
+@pytest.fixture(scope="module")
+def project(six_epoch_model, tmp_path_factory):
+    """A copy of the session's six-epoch model project: ``MODEL`` v1, from `trustops train trainer.max_epochs=6 dp=off`."""
+    return six_epoch_model.copy_to(tmp_path_factory.mktemp("detect-project"))
 
 
 def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
-    trained = project.trustops("train", "trainer.max_epochs=6", "dp=off",
-                               "tracking.experiment_name=e2e-detect-train", "tracking.registered_model_name=e2e-detect")
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    result = project.trustops("detect", "model_name=e2e-detect", "experiment_name=e2e-detect",
+    result = project.trustops("detect", f"model_name={MODEL}", "experiment_name=e2e-detect",
                               "detect.n_tests=40", "detect.layer_table_epsilons=[2.0]", "detect.combine_layers=[input,penultimate]")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "detection rate" in result.stdout
@@ -28,7 +32,7 @@ def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
     # input + penultimate, one permutation-calibrated combination: as powerful, and as calibrated (40 tests, seed 0)
     assert metrics["combined_detection_rate"] > 0.8 and metrics["combined_baseline_detection_rate"] < 0.2
     assert metrics["combined_detection_rate_ci_low"] <= metrics["combined_detection_rate"] <= metrics["combined_detection_rate_ci_high"]
-    assert run.data.tags["model_version"] == "e2e-detect/1"
+    assert run.data.tags["model_version"] == f"{MODEL}/1"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "detection")}
     assert {"detection/top_k_suspicious.json", "detection/layer_table.json", "detection/embedding_pca.png",
             "detection/layer_table.png", "detection/top_k_suspicious.png"} <= artifacts
@@ -50,18 +54,18 @@ def test_detect_reads_the_captured_reference_and_logs_the_ladis_report(project):
     assert {"penultimate"} <= set(reader.layers("predict"))
 
     # The model's trust report quotes these same figures, with their intervals, and is logged to its training run.
-    reported = project.trustops("report", "--model", "e2e-detect", "--out", "reports-e2e")
+    reported = project.trustops("report", "--model", MODEL, "--out", "reports-e2e")
     assert reported.returncode == 0, reported.stderr[-3000:]
-    page = (project.root / "reports-e2e" / "e2e-detect-v1" / "trust_report.md").read_text()
+    page = (project.root / "reports-e2e" / f"{MODEL}-v1" / "trust_report.md").read_text()
     assert run.info.run_id in page
     assert f"| {metrics['detection_rate']:.3f} | {metrics['detection_rate_ci_low']:.3f}–{metrics['detection_rate_ci_high']:.3f} |" in page
     assert "pgd linf eps=2" in page and "Tramèr & Boneh" in page
-    version = client.get_model_version("e2e-detect", "1")
+    version = client.get_model_version(MODEL, "1")
     test_accuracy = client.get_run(version.run_id).data.metrics["test_accuracy"]
     assert f"| test accuracy | {test_accuracy:.4f} |" in page and "Wilson" in page
     logged = {a.path for a in client.list_artifacts(version.run_id, "trust_report")}
     assert logged == {"trust_report/trust_report.md", "trust_report/trust_report.html"}
-    assert "<table>" in (project.root / "reports-e2e" / "e2e-detect-v1" / "trust_report.html").read_text()
+    assert "<table>" in (project.root / "reports-e2e" / f"{MODEL}-v1" / "trust_report.html").read_text()
 
 
 def test_detect_on_an_unknown_model_fails_before_any_run(project):

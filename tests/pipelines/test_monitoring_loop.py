@@ -11,14 +11,21 @@ import torch
 
 from tests.alerts.conftest import SECRET_MARKERS, WebhookReceiver
 from trustops.attacks import pgd_attack
+from tests.conftest import SIX_EPOCH_MODEL_NAME as MODEL
 from trustops.capture import ActivationCapture, open_capture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.trains_model]
 
 
 def outbox(project) -> list[dict]:
-    path = project.root / ".trustops" / "monitoring" / "e2e-monitor" / "v1" / "alerts" / "outbox.jsonl"
+    path = project.root / ".trustops" / "monitoring" / MODEL / "v1" / "alerts" / "outbox.jsonl"
     return [json.loads(line)["alert"] for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def project(six_epoch_model, tmp_path_factory):
+    """A copy of the session's six-epoch model project: ``MODEL`` v1, from `trustops train trainer.max_epochs=6 dp=off`."""
+    return six_epoch_model.copy_to(tmp_path_factory.mktemp("monitor-project"))
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +33,8 @@ def served(project):
     """A registered model plus a way to 'serve' batches through the inference capture."""
     from trustops.registry import resolve_registered_model
 
-    result = project.trustops("train", "trainer.max_epochs=6", "dp=off", "tracking.experiment_name=e2e-monitor-train",
-                              "tracking.registered_model_name=e2e-monitor")
-    assert result.returncode == 0, result.stderr[-3000:]
     client = project.client()
-    found = resolve_registered_model("e2e-monitor", "latest", client)
+    found = resolve_registered_model(MODEL, "latest", client)
     with project.mlflow_globals() as mlflow:
         model = mlflow.pytorch.load_model(found.model_uri).eval()
     import pandas as pd
@@ -59,7 +63,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     serve(x[:180])                                                        # clean
     serve(pgd_attack(model, x[180:], y[180:], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
     serve(x[:180].flip(0))                                                 # clean again
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "feature_squeezing",
+    result = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial", "feature_squeezing",
                               "evidently_drift", env={"TRUSTOPS_ALERT_WEBHOOK_URL": webhook.url})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 3 batch(es)" in result.stdout
@@ -68,7 +72,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     # The attack opens both incidents at step 1 (squeezing evidence makes it adversarial); the clean batch ends both, once.
     assert sorted(incidents) == [("distribution_shift", 1), ("recovered", 2), ("recovered", 2), ("suspected_adversarial", 1)]
     (posted,) = webhook.accepted()  # one message for the pass, on a real HTTP server
-    assert "Suspected adversarial inputs on e2e-monitor v1:" in posted["text"].splitlines()[0]
+    assert f"Suspected adversarial inputs on {MODEL} v1:" in posted["text"].splitlines()[0]
     assert "capture step 1" in posted["text"] and "western_electric" not in posted["text"]
     assert not any(marker in result.stdout + result.stderr for marker in SECRET_MARKERS)
 
@@ -103,7 +107,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
         "from trustops.paths import default_tracking_uri\nfrom trustops.registry import resolve_registered_model\n"
         "mlflow.set_tracking_uri(default_tracking_uri()); mlflow.set_registry_uri(default_tracking_uri())\n"
         "pipeline = Client().get_pipeline('monitoring_pipeline').last_run.steps['send_alerts'].outputs['pass_report'][0].load()\n"
-        "found = resolve_registered_model('e2e-monitor', 'latest', mlflow.MlflowClient())\n"
+        f"found = resolve_registered_model({MODEL!r}, 'latest', mlflow.MlflowClient())\n"
         "model = mlflow.pytorch.load_model(found.model_uri).eval()\n"
         "with tempfile.TemporaryDirectory() as folder:\n"
         "    state = Path(folder)\n"
@@ -122,7 +126,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
         for key, value in in_pipeline.items():
             assert direct[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
-    state = json.loads((project.root / ".trustops/monitoring/e2e-monitor/v1/watermark.json").read_text())
+    state = json.loads((project.root / ".trustops" / "monitoring" / MODEL / "v1" / "watermark.json").read_text())
     assert state["last_step"] == max(open_capture(found.capture_uri).steps("predict"))
     client = project.client()
     (run,) = [r for r in client.search_runs([client.get_experiment_by_name("trustops-monitoring").experiment_id])
@@ -143,12 +147,12 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
     for key, value in {**run.data.params, **run.data.tags}.items():  # the webhook URL is a secret
         assert not any(marker in f"{key}={value}" for marker in SECRET_MARKERS)
 
-    again = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
+    again = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial")
     assert again.returncode == 0 and "nothing to monitor" in again.stdout
     # A pass with nothing new decides from the registry's tables and the capture's listing alone.
     quiet = project.python(
         "import sys\nfrom trustops.monitoring.budget import PassOptions\nfrom trustops.runs.monitoring import run_monitor\n"
-        "report, run_id = run_monitor('e2e-monitor', options=PassOptions(monitors=('mmd_adversarial',)))\n"
+        f"report, run_id = run_monitor({MODEL!r}, options=PassOptions(monitors=('mmd_adversarial',)))\n"
         "print(report.no_op, run_id, sorted(m for m in ('mlflow', 'torch', 'zenml') if m in sys.modules))"
     )
     assert quiet.returncode == 0, quiet.stderr[-3000:]
@@ -156,7 +160,7 @@ def test_batches_are_monitored_once_and_alerts_fire_and_recover(project, served,
 
 
 def test_a_zenml_schedule_on_the_local_orchestrator_is_refused_with_the_alternatives(project, served):
-    result = project.trustops("schedule", "--cron", "*/5 * * * *", "--model", "e2e-monitor", "--zenml")
+    result = project.trustops("schedule", "--cron", "*/5 * * * *", "--model", MODEL, "--zenml")
     assert result.returncode == 2, result.stderr[-3000:]
     assert "does not run schedules" in result.stderr and "--print-crontab" in result.stderr and "Traceback" not in result.stderr
     listed = project.python(
@@ -173,7 +177,7 @@ def test_a_corrupt_chunk_is_reported_and_skipped_without_losing_later_batches(pr
     data = Path(str(manifests[-1]).replace("/manifest/", "/data/").replace(".json", ".bin"))
     data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])  # truncated on disk
     serve(x[120:240])  # a good batch after the bad one
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
+    result = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 unreadable capture chunk(s) skipped and reported" in result.stdout
     assert "Monitored 1 batch(es)" in result.stdout
@@ -182,15 +186,15 @@ def test_a_corrupt_chunk_is_reported_and_skipped_without_losing_later_batches(pr
 
 
 def test_an_unknown_monitor_fails_at_start(project, served):
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "no_such_monitor")
+    result = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial", "no_such_monitor")
     assert result.returncode == 2 and "no_such_monitor" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_pass_skipped_because_another_holds_the_lock_exits_3(project, served):
     from trustops.monitoring.watermark import exclusive_run
 
-    with exclusive_run(project.root / ".trustops" / "monitoring" / "e2e-monitor" / "v1" / "run.lock"):
-        result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial")
+    with exclusive_run(project.root / ".trustops" / "monitoring" / MODEL / "v1" / "run.lock"):
+        result = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial")
     assert result.returncode == 3 and "in progress" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -214,9 +218,9 @@ def test_labels_that_arrive_with_a_batch_are_checked_for_accuracy(project, serve
     wrong = test.assign(label=(test["label"] + 1) % 10)  # every label off by one: accuracy ~0
     wrong.to_parquet(project.root / "mislabelled.parquet")
     for name in ("labelled", "mislabelled"):
-        scored = project.trustops("predict", "--model", "e2e-monitor", "--input", f"{name}.parquet", "--batch-size", "200")
+        scored = project.trustops("predict", "--model", MODEL, "--input", f"{name}.parquet", "--batch-size", "200")
         assert scored.returncode == 0, scored.stderr[-3000:]
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "accuracy")
+    result = project.trustops("monitor", "--model", MODEL, "--monitors", "accuracy")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Monitored 2 batch(es)" in result.stdout
     paged = [a for a in outbox(project) if a["monitor"] == "incident" and a["details"].get("accuracy.alarm")]
@@ -229,7 +233,7 @@ def test_labels_the_model_does_not_know_are_refused(project, served):
 
     frame = pd.read_parquet(project.root / "data" / "digits.parquet")
     frame[frame["split"] == "test"].drop(columns=["split"]).head(10).assign(label=42).to_parquet(project.root / "odd.parquet")
-    result = project.trustops("predict", "--model", "e2e-monitor", "--input", "odd.parquet")
+    result = project.trustops("predict", "--model", MODEL, "--input", "odd.parquet")
     assert result.returncode == 2 and "labels the model does not know" in result.stderr and "42" in result.stderr
 
 
@@ -267,13 +271,13 @@ def test_on_a_team_stack_the_monitor_is_a_zenml_schedule_and_alerts_reach_its_al
     assert registered.returncode == 0, registered.stderr[-3000:]
     team = {**importable, "TRUSTOPS_ZENML_STACK": "team"}
 
-    scheduled = project.trustops("schedule", "--cron", "*/10 * * * *", "--model", "e2e-monitor", "--zenml", env=team)
+    scheduled = project.trustops("schedule", "--cron", "*/10 * * * *", "--model", MODEL, "--zenml", env=team)
     assert scheduled.returncode == 0, scheduled.stderr[-3000:]
     (handed_off,) = [json.loads(line) for line in schedules.read_text().splitlines()]
     assert handed_off["cron_expression"] == "*/10 * * * *" and handed_off["pipeline"] == "monitoring_pipeline"
-    assert handed_off["parameters"]["model_name"] == "e2e-monitor"
+    assert handed_off["parameters"]["model_name"] == MODEL
 
     serve(pgd_attack(model, x[:150], y[:150], norm="inf", epsilon=2.0, step_size=0.5, steps=10, clamp=(0.0, 16.0)))
-    result = project.trustops("monitor", "--model", "e2e-monitor", "--monitors", "mmd_adversarial", "feature_squeezing", env=team)
+    result = project.trustops("monitor", "--model", MODEL, "--monitors", "mmd_adversarial", "feature_squeezing", env=team)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert any("Suspected adversarial inputs on e2e-monitor" in post.splitlines()[0] for post in read_posts(str(posts)))
+    assert any(f"Suspected adversarial inputs on {MODEL}" in post.splitlines()[0] for post in read_posts(str(posts)))
