@@ -45,8 +45,6 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
     from zenml.enums import StackComponentType
     from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 
-    from pipelines.monitoring import monitoring_pipeline
-
     stack = Client().active_stack
     orchestrator = stack.orchestrator
     if not orchestrator.config.is_schedulable:
@@ -55,6 +53,8 @@ def schedule_on_stack(cron: str, model_name: str, model_version: str = "latest",
             "schedules. Use a stack whose orchestrator does (Kubernetes, Airflow; set TRUSTOPS_ZENML_STACK to its name), "
             "or run `trustops schedule --cron ...` in-process, or add `trustops schedule --print-crontab` to cron."
         )
+    from pipelines.monitoring import monitoring_pipeline  # after the refusal: it imports torch and the steps
+
     ensure_experiment(MONITORING_EXPERIMENT, tracking_uri, root)
     schedule_name = schedule_name_of(found.name, found.version)
     settings: dict = {"experiment_tracker": MLFlowExperimentTrackerSettings(experiment_name=MONITORING_EXPERIMENT)}
