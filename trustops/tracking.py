@@ -188,6 +188,38 @@ def log_batch(
     )
 
 
+# MLflow's SQL tracking store logs a run's dataset inputs by looking up each dataset (experiment,
+# name, digest) and inserting the ones it did not find.  Two runs that log the same new dataset to
+# one experiment at once (parallel trainings on the same data) can both miss it, and the second
+# insert then fails the unique key: the run died in `load_data` with "UNIQUE constraint failed:
+# datasets.experiment_id, datasets.name, datasets.digest".  Its transaction is rolled back whole,
+# so logging again finds the dataset the other run inserted and links it.
+DATASET_INSERT_ATTEMPTS = 3
+
+
+def log_dataset_inputs(**inputs: Any) -> None:
+    """``mlflow.log_inputs(**inputs)`` on the active run, logged again where it lost that race."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, DATASET_INSERT_ATTEMPTS + 1):
+        try:
+            mlflow.log_inputs(**inputs)
+            return
+        except MlflowException as error:
+            if attempt == DATASET_INSERT_ATTEMPTS or not _lost_dataset_insert_race(error):
+                raise
+
+
+def _lost_dataset_insert_race(error: BaseException) -> bool:
+    """A unique-key failure on MLflow's ``datasets`` table: raised locally (SQLAlchemy's IntegrityError
+    under MLflow's), or by a tracking server in its message (SQLite's or PostgreSQL's wording)."""
+    text = str(error)
+    on_datasets = "datasets" in text
+    return on_datasets and (type(error.__cause__).__name__ == "IntegrityError" or "UNIQUE constraint" in text
+                            or "duplicate key" in text)
+
+
 def log_history(rows: Iterable[Mapping[str, float]], *, step_key: str = "epoch") -> None:
     """Metrics per epoch (or per ``step_key``), each at that step, so curves plot in the MLflow UI; few requests."""
     import mlflow

@@ -11,7 +11,7 @@ from trustops.data.loading import DatasetInfo, load_configured
 from trustops.failpoints import failpoint
 from trustops.paths import project_root
 from trustops.settings import TrainSettings
-from trustops.tracking import config_params, dataset_source, log_batch, source_tags
+from trustops.tracking import config_params, dataset_source, log_batch, log_dataset_inputs, source_tags
 
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  # MLflow's usual input contexts
 
@@ -41,7 +41,7 @@ def load_data(
     # validated and tested on (rows, schema, digest) and runs on the same data line up.
     splits = [(split, rows) for split, rows in frame.groupby(info.split_column, sort=False)]
     source = dataset_source(info.path)
-    mlflow.log_inputs(
+    log_dataset_inputs(  # parallel trainings on the same data may race to insert these datasets
         datasets=[mlflow.data.from_pandas(rows.drop(columns=[info.split_column]), source=source, name=f"{path.stem} {split}",
                                           targets=info.label_column) for split, rows in splits],
         contexts=[SPLIT_CONTEXTS.get(split, split) for split, _ in splits],

@@ -112,3 +112,91 @@ def test_runs_logged_before_and_after_each_setting_was_logged_once_are_one_confi
     old = run({**shared, "capture.uri": "/c/old", "capture_uri": "/c/old", "capture.backend": "native"})
     new = run({**shared, "capture_uri": "/c/new"})
     assert config_key(old) == config_key(new)
+
+
+def _lost_race_error():
+    """What MLflow's SQL store raises for the run that loses the race to insert a dataset: its
+    ``MlflowException`` over SQLAlchemy's ``IntegrityError``, here from a real unique-key violation."""
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE datasets (experiment_id INT, name TEXT, digest TEXT, UNIQUE (experiment_id, name, digest))")
+        connection.exec_driver_sql("INSERT INTO datasets VALUES (1, 'digits train', 'abc')")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO datasets VALUES (1, 'digits train', 'abc')")
+    except sqlalchemy.exc.IntegrityError as integrity:
+        try:
+            raise MlflowException(message=integrity, error_code=BAD_REQUEST) from integrity  # as mlflow.store.db.utils does
+        except MlflowException as error:
+            return error
+    raise AssertionError("the second insert should have failed the unique key")
+
+
+def test_a_run_that_loses_the_race_to_insert_a_dataset_links_the_one_the_other_run_inserted(tmp_path, store, monkeypatch):
+    """Two trainings on the same data in one experiment, at once: MLflow's store looks the dataset up, misses it,
+    and the later insert fails the unique key (seen when six `trustops train` started together).  The race itself
+    cannot be timed from a test, so the loser's first attempt raises the error MLflow raises; the rest is real."""
+    import mlflow
+    import pandas as pd
+
+    from trustops.tracking import log_dataset_inputs
+
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)  # process-wide: restored below
+    client = mlflow.MlflowClient(store)
+    experiment_id = client.create_experiment("dataset-race", artifact_location=(tmp_path / "artifacts").as_uri())
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"pixel_0": [0.0, 1.0], "label": [0, 1]}), name="digits train", targets="label")
+    inputs = {"datasets": [dataset], "contexts": ["training"], "tags_list": [{"data_hash": "abc"}]}
+    try:
+        with mlflow.start_run(experiment_id=experiment_id) as winner:
+            mlflow.log_inputs(**inputs)
+
+        real_log_inputs, calls = mlflow.log_inputs, []
+
+        def loses_the_race_once(**inputs):
+            calls.append(inputs)
+            if len(calls) == 1:
+                raise _lost_race_error()
+            return real_log_inputs(**inputs)
+
+        monkeypatch.setattr(mlflow, "log_inputs", loses_the_race_once)
+        with mlflow.start_run(experiment_id=experiment_id) as loser:
+            log_dataset_inputs(**inputs)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    assert len(calls) == 2
+    linked = [[(i.dataset.name, i.dataset.digest) for i in client.get_run(run.info.run_id).inputs.dataset_inputs] for run in (winner, loser)]
+    assert linked[0] == linked[1] == [("digits train", dataset.digest)]  # an input of both runs ...
+    import sqlite3
+
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as connection:  # ... and one dataset, the winner's
+        assert connection.execute("SELECT COUNT(*) FROM datasets WHERE name = 'digits train'").fetchone() == (1,)
+
+
+def test_other_input_errors_are_not_retried_and_the_race_is_retried_a_bounded_number_of_times(monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from trustops.tracking import DATASET_INSERT_ATTEMPTS, log_dataset_inputs
+
+    calls = []
+
+    def refuses(error):
+        def log_inputs(**inputs):
+            calls.append(inputs)
+            raise error
+        return log_inputs
+
+    monkeypatch.setattr(mlflow, "log_inputs", refuses(MlflowException("Run 'x' not found")))
+    with pytest.raises(MlflowException, match="not found"):
+        log_dataset_inputs(datasets=[])
+    assert len(calls) == 1
+    calls.clear()
+    monkeypatch.setattr(mlflow, "log_inputs", refuses(_lost_race_error()))
+    with pytest.raises(MlflowException, match="UNIQUE constraint failed: datasets"):
+        log_dataset_inputs(datasets=[])
+    assert len(calls) == DATASET_INSERT_ATTEMPTS == 3
