@@ -48,7 +48,7 @@ def read_labels(path: str | Path, label_column: str | None, classes: list) -> np
     path = Path(path)
     if not label_column or path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         return None
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path, use_threads=False)
+    frame = _read_input_table(path)
     if label_column not in frame.columns:
         return None
     index = {str(c): i for i, c in enumerate(classes)}
@@ -58,6 +58,13 @@ def read_labels(path: str | Path, label_column: str | None, classes: list) -> np
         raise DataError(f"{path} column {label_column!r} holds labels the model does not know: {unknown[:5]}. "
                         f"Its classes: {[str(c) for c in classes]}.")
     return labels.map(index).to_numpy(dtype=np.int64)
+
+
+def _read_input_table(path: Path) -> pd.DataFrame:
+    """The CSV or Parquet table at ``path``, read as training data is (``trustops.data.loading.read_table``)."""
+    from trustops.data.loading import read_table
+
+    return read_table(path, "auto")[0]
 
 
 def read_inputs(
@@ -80,7 +87,7 @@ def read_inputs(
                     raise DataError(f"{path} has no 'images' array (it holds: {', '.join(arrays.files) or 'nothing'}).")
                 values = arrays["images"].astype(np.float32)
         else:
-            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path, use_threads=False)  # single-threaded: see data.loading.read_table
+            frame = _read_input_table(path)
             missing = [c for c in feature_columns if c not in frame.columns]
             if missing:
                 shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
