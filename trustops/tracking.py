@@ -200,24 +200,21 @@ DATASET_INSERT_ATTEMPTS = 3
 def log_dataset_inputs(**inputs: Any) -> None:
     """``mlflow.log_inputs(**inputs)`` on the active run, logged again where it lost that race."""
     import mlflow
-    from mlflow.exceptions import MlflowException
+    import tenacity
 
-    for attempt in range(1, DATASET_INSERT_ATTEMPTS + 1):
-        try:
-            mlflow.log_inputs(**inputs)
-            return
-        except MlflowException as error:
-            if attempt == DATASET_INSERT_ATTEMPTS or not _lost_dataset_insert_race(error):
-                raise
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(DATASET_INSERT_ATTEMPTS),
+                                 retry=tenacity.retry_if_exception(_lost_dataset_insert_race), reraise=True)
+    retrying(mlflow.log_inputs, **inputs)  # at once: the other run's insert is committed when ours fails
 
 
 def _lost_dataset_insert_race(error: BaseException) -> bool:
     """A unique-key failure on MLflow's ``datasets`` table: raised locally (SQLAlchemy's IntegrityError
     under MLflow's), or by a tracking server in its message (SQLite's or PostgreSQL's wording)."""
+    from mlflow.exceptions import MlflowException
+
     text = str(error)
-    on_datasets = "datasets" in text
-    return on_datasets and (type(error.__cause__).__name__ == "IntegrityError" or "UNIQUE constraint" in text
-                            or "duplicate key" in text)
+    return isinstance(error, MlflowException) and "datasets" in text and (
+        type(error.__cause__).__name__ == "IntegrityError" or "UNIQUE constraint" in text or "duplicate key" in text)
 
 
 def log_history(rows: Iterable[Mapping[str, float]], *, step_key: str = "epoch") -> None:
