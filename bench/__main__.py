@@ -41,6 +41,8 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "fashion_pd": ("bench_fashion_pd", [], ["--quick"]),  # --full: all training images, 10 pairs
     # Reduced: 10,000 training images, 30 tests of 100 vs 100; --full: 100 tests, all training images.
     "fashion_detection": ("bench_fashion_detection", [], ["--quick"]),
+    # About 6 minutes: every column drawn at 784 columns is the slow variant it is compared with.
+    "drift_report": ("bench_drift_report", ["--repeats", "3"], ["--quick"]),
 }
 
 Row = dict[str, Any]
@@ -328,6 +330,19 @@ def _fashion_pd_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _drift_report_rows(r: dict[str, Any]) -> list[Row]:
+    v = r["variants"]
+    where = f"{r['rows']:,} rows against {r['rows']:,}, median of {r['repeats']}"
+    narrow, drawn, every = v["narrow"], v["wide_most_drifted"], v["wide_every_column"]
+    return [
+        _row("Drift report", f"CPU per shifted pass's Evidently report and HTML, {narrow['columns']} columns, every column drawn ({where})",
+             f"{narrow['median_cpu_s']:.1f} s, {narrow['median_html_bytes'] / 1e6:.1f} MB"),
+        _row("Drift report", f"CPU per report, {every['columns']} columns: every column drawn ÷ count over all, {drawn['max_columns']} most drifted drawn ({where})",
+             f"{r['cpu_ratio_every_over_most_drifted_wide']:.1f}× ({every['median_cpu_s']:.1f} s vs {drawn['median_cpu_s']:.1f} s); "
+             f"HTML {every['median_html_bytes'] / 1e6:.0f} MB vs {drawn['median_html_bytes'] / 1e6:.1f} MB"),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "mmd": _mmd_rows,
     "capture": _capture_rows,
@@ -343,6 +358,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "fashion_dp": _fashion_dp_rows,
     "fashion_pd": _fashion_pd_rows,
     "fashion_detection": fashion_detection_rows,
+    "drift_report": _drift_report_rows,
 }
 
 

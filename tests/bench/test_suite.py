@@ -60,3 +60,16 @@ def test_quick_run_of_one_workload_writes_the_json_and_the_table(tmp_path):
     assert summary["workloads"]["smelu"]["ratio_smelu_over_relu"] > 0
     table = (tmp_path / "results.md").read_text()
     assert "| SmeLU | SmeLU ÷ ReLU time" in table and table in done.stdout
+
+
+def test_the_drift_report_rows_give_the_wide_tables_ratio_and_sizes():
+    def variant(columns, max_columns, cpu, html):
+        return {"columns": columns, "max_columns": max_columns, "median_cpu_s": cpu, "median_html_bytes": html}
+
+    result = {"rows": 2000, "repeats": 3, "variants": {
+        "narrow": variant(64, 64, 7.9, 7.9e6), "wide_most_drifted": variant(784, 64, 17.1, 5.7e6),
+        "wide_every_column": variant(784, None, 118.8, 55e6)}, "cpu_ratio_every_over_most_drifted_wide": 118.8 / 17.1}
+    narrow, wide = table_rows({"drift_report": result})
+    assert narrow["measured"] == "7.9 s, 7.9 MB" and "64 columns" in narrow["figure"]
+    assert wide["measured"] == "6.9× (118.8 s vs 17.1 s); HTML 55 MB vs 5.7 MB"
+    assert "784 columns" in wide["figure"] and "64 most drifted" in wide["figure"] and wide["met"] is None

@@ -143,3 +143,49 @@ def test_report_run_is_labelled_and_its_html_draws_the_same_run_without_running_
     drifted = [r.metric_value_location.metric.params for r in snapshot.metric_results.values()]
     assert [p["column"] for p in drifted if p["type"].endswith(":ValueDrift")] == columns
     assert monitor.check(batch).details["drifted_columns"] == "pixel_0_0"
+
+
+def _counted_and_drawn(run) -> tuple[dict, dict]:
+    """The run's dataset-level count of drifted columns, and each drawn column's drift score."""
+    metrics = run.dict()["metrics"]
+    (counted,) = [m["value"] for m in metrics if m["config"]["type"].endswith("DriftedColumnsCount")]
+    drawn = {m["config"]["column"]: m["value"] for m in metrics if m["config"]["type"].endswith("ValueDrift")}
+    return counted, drawn
+
+
+@pytest.mark.parametrize("n_reference", [300, 1500])  # Evidently's K-S test, and above 1,000 rows its Wasserstein distance
+def test_a_table_wider_than_the_limit_counts_every_column_and_draws_only_the_most_drifted(n_reference):
+    # Seeded: three of ten normal columns move by 2, 1 and 0.6 sigma (150 rows): each is drifted by
+    # Evidently's test and by the check's K-S evidence (p < 1e-4), whose order follows the sizes.
+    g = np.random.default_rng(12)
+    columns = [f"c{j}" for j in range(10)]
+    monitor = EvidentlyDriftMonitor().fit(pd.DataFrame(g.normal(size=(n_reference, 10)), columns=columns))
+    shift = np.zeros(10)
+    shift[[3, 7, 5]] = [2.0, 1.0, 0.6]
+    batch = pd.DataFrame(g.normal(size=(150, 10)) + shift, columns=columns)
+    assert monitor.most_drifted_columns(batch, 4)[:3] == ["c3", "c7", "c5"]
+
+    full = monitor.report_run(batch, max_columns=None)
+    full_html = monitor.report_html()
+    capped = monitor.report_run(batch, metadata={"first_step": "4"}, max_columns=2)
+    capped_html = monitor.report_html()
+
+    full_count, full_drawn = _counted_and_drawn(full)
+    capped_count, capped_drawn = _counted_and_drawn(capped)
+    assert list(full_drawn) == columns and full_count["count"] == monitor.check(batch).details["n_drifted_columns"] >= 3
+    assert capped_count == full_count  # the count still covers every column: the dashboard's trend keeps its meaning
+    assert list(capped_drawn) == ["c3", "c7"]  # most drifted first
+    assert capped_drawn == {column: full_drawn[column] for column in ("c3", "c7")}  # Evidently's own scores, as in the preset
+    assert capped.to_snapshot_model().metadata == {"first_step": "4", "columns_drawn": "2 most drifted of 10"}
+    assert full.to_snapshot_model().metadata == {}
+    assert "c3" in capped_html and len(capped_html) < len(full_html)
+
+
+@pytest.mark.parametrize("max_columns", [0, -1, 2.5, True])
+def test_a_bad_column_limit_is_refused_by_name(max_columns):
+    from monitors.errors import MonitorConfigError
+
+    g = np.random.default_rng(13)
+    monitor = EvidentlyDriftMonitor().fit(pd.DataFrame(g.normal(size=(50, 3)), columns=["a", "b", "c"]))
+    with pytest.raises(MonitorConfigError, match=r"`max_columns` must be an integer >= 1"):
+        monitor.report_run(pd.DataFrame(g.normal(size=(20, 3)), columns=["a", "b", "c"]), max_columns=max_columns)
