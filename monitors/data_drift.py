@@ -21,8 +21,9 @@ from monitors.sequential import draws_for_level, log_score, sequential_p_value
 INSTALL_HINT = "EvidentlyDriftMonitor needs Evidently >= 0.7: pip install 'evidently>=0.7'"
 
 #: Widest table whose report draws every column.  Evidently draws each column's distributions with
-#: Plotly (about 0.12 s of CPU and 60 kB of HTML a column: 784 image columns took 100 s and 55 MB a
-#: report), so a wider table's report counts drift over every column and draws the most drifted ones.
+#: Plotly (about 0.12 s of CPU and 70 kB of HTML a column: 784 pixel columns took 119 s and 55 MB a
+#: report, bench/bench_drift_report.py), so a wider table's report counts drift over every column
+#: and draws the most drifted ones.
 REPORT_MAX_COLUMNS = 64
 
 
@@ -317,10 +318,8 @@ class EvidentlyDriftMonitor(Monitor):
         pooled = self._pooled(self._table(batch, "batch"))
         drifted = {d.column for d in drift_tests.evidently_decisions(pooled, method=self.method, threshold=self.column_threshold)
                    if d.drifted}
-        statistic = drift_tests.MaxNegLogP(pooled)
-        evidence = dict.fromkeys(pooled.names, 0.0)
-        evidence.update(zip((pooled.names[j] for j in statistic.columns),
-                            statistic.per_column(pooled.observed_labels()[None])[0].tolist()))
+        statistic = drift_tests.MaxNegLogP(pooled)  # constant columns carry no evidence: they rank last
+        evidence = dict(zip((pooled.names[j] for j in statistic.columns), statistic.per_column(pooled.observed_labels()[None])[0].tolist()))
         order = {column: position for position, column in enumerate(self.columns)}
         ranked = sorted(self.columns, key=lambda c: (c not in drifted, -evidence.get(c, 0.0), order[c]))
         return ranked[:limit]
