@@ -43,6 +43,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "fashion_detection": ("bench_fashion_detection", [], ["--quick"]),
     # About 6 minutes: every column drawn at 784 columns is the slow variant it is compared with.
     "drift_report": ("bench_drift_report", ["--repeats", "3"], ["--quick"]),
+    "drift_check_wide": ("bench_drift_monitors", ["--wide", "--repeats", "5"], ["--wide", "--quick"]),
 }
 
 Row = dict[str, Any]
@@ -343,6 +344,15 @@ def _drift_report_rows(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _drift_check_wide_rows(r: dict[str, Any]) -> list[Row]:
+    cpu = r["median_cpu_s"]
+    where = (f"{r['columns']} pixel columns, {r['reference_rows']:,} reference rows, a shifted batch of {r['batch_rows']}, "
+             f"page level 1/{round(1 / r['page_level'])}: {r['n_draws']} permutations; median of {r['repeats']}")
+    same = "the same p-value, statistic and draws" if r["same_result"] else "**different results**"
+    return [_row("Drift check, wide", f"CPU per evidently_drift check, pixel columns counted by value ÷ in sorted order as before ({where})",
+                 f"{1 / r['cpu_ratio_before_over_now']:.2f}× ({cpu['counted_by_value']:.2f} s vs {cpu['sorted_path_before']:.2f} s); {same}")]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "mmd": _mmd_rows,
     "capture": _capture_rows,
@@ -359,6 +369,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "fashion_pd": _fashion_pd_rows,
     "fashion_detection": fashion_detection_rows,
     "drift_report": _drift_report_rows,
+    "drift_check_wide": _drift_check_wide_rows,
 }
 
 

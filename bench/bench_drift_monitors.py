@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.bench_drift_monitors [--batches 20] [--skip-slow] [--out bench/results/drift_monitors.json]
+    .venv/bin/python -m bench.bench_drift_monitors --wide [--repeats 5] [--out bench/results/drift_check_wide.json]
 
 The loop's setting (issue #10/#11): a reference of 360 digits rows, batches of 120 rows, 64
 integer pixel columns (0-16).  For each monitor the median wall and CPU time per ``check`` over
@@ -12,6 +13,13 @@ drifted batch (a pixel column rescaled x3), where the permutation p-value runs t
 loop's small level (1/3000, up to 2,999 draws).  Unless ``--skip-slow``, the slow paths kept for
 the comparison tests (a full Evidently Report; a Great Expectations run) are timed once each:
 that was the per-batch cost before the fast paths.  Timings on a shared machine are noisy.
+
+``--wide`` times ``evidently_drift``'s check at Fashion-MNIST's width instead: 784 pixel-like
+columns (integers 0-255) with a reference of 5,000 rows, as a Fashion-MNIST model's validation
+split gives it, and a 120-row batch whose first tenth of columns is brightened by 30, at the page
+level 1/500 (up to 499 permutations).  The same check runs with ``drift_tests.FEW_CELLS`` at 64,
+its value before 256 (pixel columns then took the sorted path), and at today's value, the two
+alternating within each repeat; the result must be the same to the bit.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench._common import machine
 from monitors.data_drift import EvidentlyDriftMonitor
 from monitors.input_expectations import InputExpectationsMonitor
 
 DEFAULT_OUT = Path("bench/results/drift_monitors.json")
+DEFAULT_WIDE_OUT = Path("bench/results/drift_check_wide.json")
 N_REFERENCE, BATCH = 360, 120
 
 
@@ -69,13 +79,61 @@ def per_batch(monitor: Any, batches: list[pd.DataFrame]) -> dict[str, Any]:
     return row
 
 
+def wide_check(repeats: int, quick: bool) -> dict[str, Any]:
+    from monitors import drift_tests
+
+    width, n_reference, batch_rows, level = (160, 1_000, 120, 1 / 500) if quick else (784, 5_000, 120, 1 / 500)
+    rng = np.random.default_rng(0)
+    columns = [f"pixel_{j}" for j in range(width)]
+    reference = pd.DataFrame(rng.integers(0, 256, size=(n_reference, width)).astype(np.float64), columns=columns)
+    shifted = rng.integers(0, 256, size=(batch_rows, width)).astype(np.float64)
+    shifted[:, : width // 10] = np.minimum(255.0, shifted[:, : width // 10] + 30.0)
+    batch = pd.DataFrame(shifted, columns=columns)
+    variants = {"sorted_path_before": 64, "counted_by_value": drift_tests.FEW_CELLS}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    outcomes: dict[str, set[tuple[float, float, int]]] = {name: set() for name in variants}
+    kept = drift_tests.FEW_CELLS
+    try:
+        for repeat in range(repeats):
+            for name, few_cells in variants.items():
+                drift_tests.FEW_CELLS = few_cells
+                monitor = EvidentlyDriftMonitor(alpha=level).fit(reference)  # the same seeded permutations each time
+                wall, cpu, result = timed(lambda m=monitor: m.check(batch))
+                samples[name].append(cpu)
+                outcomes[name].add((result.details["p_value"], result.details["statistic"], result.details["n_draws"]))
+                shown = {key: result.details[key] for key in ("p_value", "statistic", "n_draws")}
+                print(f"repeat {repeat + 1}/{repeats} {name:20s} {cpu:.2f} s CPU, {shown}", flush=True)
+    finally:
+        drift_tests.FEW_CELLS = kept
+    before, now = (statistics.median(samples[name]) for name in variants)
+    (p_value, statistic, draws), = outcomes["counted_by_value"]
+    return {
+        "columns": width, "reference_rows": n_reference, "batch_rows": batch_rows, "page_level": level,
+        "repeats": repeats, "quick": quick,
+        "median_cpu_s": {name: statistics.median(values) for name, values in samples.items()},
+        "cpu_s": samples,
+        "cpu_ratio_before_over_now": before / now,
+        "same_result": outcomes["sorted_path_before"] == outcomes["counted_by_value"],
+        "p_value": p_value, "statistic": statistic, "n_draws": draws,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wide", action="store_true", help="time evidently_drift's check at 784 columns (see above)")
+    parser.add_argument("--repeats", type=int, default=5, help="with --wide")
+    parser.add_argument("--quick", action="store_true", help="with --wide: 160 columns, 1,000 reference rows, one repeat")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--skip-slow", action="store_true", help="do not time the Evidently Report and GE paths")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None, help=f"default {DEFAULT_OUT}, with --wide {DEFAULT_WIDE_OUT}")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    args.out = args.out or (DEFAULT_WIDE_OUT if args.wide else DEFAULT_OUT)
+    if args.wide:
+        result = {"machine": machine(), **wide_check(1 if args.quick else args.repeats, args.quick)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        return
     reference, batches = digits_tables(args.batches)
     drifted = batches[0].assign(pixel_20=batches[0]["pixel_20"] * 3)
     monitors = {

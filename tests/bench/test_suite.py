@@ -73,3 +73,14 @@ def test_the_drift_report_rows_give_the_wide_tables_ratio_and_sizes():
     assert narrow["measured"] == "7.9 s, 7.9 MB" and "64 columns" in narrow["figure"]
     assert wide["measured"] == "6.9× (118.8 s vs 17.1 s); HTML 55 MB vs 5.7 MB"
     assert "784 columns" in wide["figure"] and "64 most drifted" in wide["figure"] and wide["met"] is None
+
+
+def test_the_wide_drift_check_row_says_the_ratio_and_whether_the_results_agree():
+    result = {"columns": 784, "reference_rows": 5000, "batch_rows": 120, "page_level": 1 / 500, "n_draws": 499, "repeats": 5,
+              "median_cpu_s": {"sorted_path_before": 21.9, "counted_by_value": 2.8}, "cpu_ratio_before_over_now": 21.9 / 2.8,
+              "same_result": True}
+    (row,) = table_rows({"drift_check_wide": result})
+    assert row["measured"] == "0.13× (2.80 s vs 21.90 s); the same p-value, statistic and draws"
+    assert "784 pixel columns, 5,000 reference rows" in row["figure"] and "1/500: 499 permutations" in row["figure"]
+    (differing,) = table_rows({"drift_check_wide": {**result, "same_result": False}})
+    assert differing["measured"].endswith("**different results**")

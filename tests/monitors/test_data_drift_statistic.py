@@ -8,6 +8,7 @@ and the batched evaluation over many labellings equals one labelling at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -34,6 +35,20 @@ def scipy_neg_log_p(values: np.ndarray, labels: np.ndarray, numerical: bool) -> 
     return -math.log(p_value)
 
 
+@contextlib.contextmanager
+def counted_by_value_up_to(few_cells: int):
+    """Columns with more than ``few_cells`` distinct values take the sorted path, the others are counted by value."""
+    kept = drift_tests.FEW_CELLS
+    drift_tests.FEW_CELLS = few_cells
+    try:
+        yield
+    finally:
+        drift_tests.FEW_CELLS = kept
+
+
+# Both ways of computing the K-S statistic: counting by value (the default for these small tables)
+# and cumulative sums in sorted order (a column with more distinct values than FEW_CELLS).
+@pytest.mark.parametrize("few_cells", [drift_tests.FEW_CELLS, drift_tests.FEW_VALUES], ids=["by_value", "sorted"])
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
@@ -41,7 +56,12 @@ def scipy_neg_log_p(values: np.ndarray, labels: np.ndarray, numerical: bool) -> 
     n_batch=st.integers(2, 40),
     n_labellings=st.integers(1, 5),
 )
-def test_each_columns_score_is_scipys_p_value_for_any_labelling(seed, n_reference, n_batch, n_labellings):
+def test_each_columns_score_is_scipys_p_value_for_any_labelling(few_cells, seed, n_reference, n_batch, n_labellings):
+    with counted_by_value_up_to(few_cells):
+        _check_against_scipy(seed, n_reference, n_batch, n_labellings)
+
+
+def _check_against_scipy(seed, n_reference, n_batch, n_labellings):
     g = np.random.default_rng(seed)
     n = n_reference + n_batch
     table = pd.DataFrame(
@@ -66,6 +86,20 @@ def test_each_columns_score_is_scipys_p_value_for_any_labelling(seed, n_referenc
         expected = [scipy_neg_log_p(table[c].to_numpy(), labelling, c in numeric) for c in names]
         assert per_column[row] == pytest.approx(expected, rel=1e-6, abs=1e-9)
     assert statistic(labels) == pytest.approx(per_column.max(axis=1) if per_column.shape[1] else 0.0, rel=1e-12)
+
+
+def test_many_labellings_scored_a_chunk_at_a_time_equal_one_call(monkeypatch):
+    # Seeded: 784 pixel-like columns of up to 256 values, as Fashion-MNIST's; the chunk bound is made
+    # small so that 40 labellings take several chunks.
+    g = np.random.default_rng(3)
+    table = pd.DataFrame(g.integers(0, 256, size=(700, 784)).astype(np.float64), columns=[f"p{j}" for j in range(784)])
+    pooled = drift_tests.PooledColumns.from_frames(table.iloc[:600], table.iloc[600:], numeric=list(table.columns), categorical=[])
+    statistic = drift_tests.MaxNegLogP(pooled)
+    labels = pooled.permuted_labels(g, 40)
+    whole = statistic.per_column(labels)
+    monkeypatch.setattr(drift_tests, "_CHUNK_ELEMENTS", 100 * 784 * 3)  # a few labellings a chunk at most
+    assert np.array_equal(statistic.per_column(labels), whole)
+    assert np.array_equal(statistic(labels), whole.max(axis=1))
 
 
 def test_permuted_labellings_keep_the_batch_size_and_cover_every_row():
