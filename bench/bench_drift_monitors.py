@@ -80,15 +80,11 @@ def per_batch(monitor: Any, batches: list[pd.DataFrame]) -> dict[str, Any]:
 
 
 def wide_check(repeats: int, quick: bool) -> dict[str, Any]:
+    from bench.bench_drift_report import pixel_tables
     from monitors import drift_tests
 
     width, n_reference, batch_rows, level = (160, 1_000, 120, 1 / 500) if quick else (784, 5_000, 120, 1 / 500)
-    rng = np.random.default_rng(0)
-    columns = [f"pixel_{j}" for j in range(width)]
-    reference = pd.DataFrame(rng.integers(0, 256, size=(n_reference, width)).astype(np.float64), columns=columns)
-    shifted = rng.integers(0, 256, size=(batch_rows, width)).astype(np.float64)
-    shifted[:, : width // 10] = np.minimum(255.0, shifted[:, : width // 10] + 30.0)
-    batch = pd.DataFrame(shifted, columns=columns)
+    reference, batch = pixel_tables(width, n_reference, batch_rows)
     variants = {"sorted_path_before": 64, "counted_by_value": drift_tests.FEW_CELLS}
     samples: dict[str, list[float]] = {name: [] for name in variants}
     outcomes: dict[str, set[tuple[float, float, int]]] = {name: set() for name in variants}

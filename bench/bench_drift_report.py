@@ -40,12 +40,13 @@ def variants(wide: int) -> dict[str, tuple[int, int | None]]:
     return {"narrow": (NARROW, REPORT_MAX_COLUMNS), "wide_most_drifted": (wide, REPORT_MAX_COLUMNS), "wide_every_column": (wide, None)}
 
 
-def pixel_tables(width: int, rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A reference and a report table of ``rows`` pixel-like rows; the report's first tenth of columns brightened."""
+def pixel_tables(width: int, rows: int, current_rows: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reference of ``rows`` pixel-like rows (integers 0-255) and a current table of ``current_rows``
+    (default ``rows``) whose first tenth of columns is brightened by 30."""
     rng = np.random.default_rng(seed)
     columns = [f"pixel_{j}" for j in range(width)]
     reference = rng.integers(0, 256, size=(rows, width)).astype(np.float64)
-    current = rng.integers(0, 256, size=(rows, width)).astype(np.float64)
+    current = rng.integers(0, 256, size=(current_rows or rows, width)).astype(np.float64)
     current[:, : max(1, width // 10)] = np.minimum(255.0, current[:, : max(1, width // 10)] + 30.0)
     return pd.DataFrame(reference, columns=columns), pd.DataFrame(current, columns=columns)
 

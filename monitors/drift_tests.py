@@ -358,7 +358,7 @@ class MaxNegLogP:
 
         Labellings are scored a chunk at a time: counting by value needs about ``n_batch x columns``
         plus one cell per distinct value of each column per labelling (784 pixel columns of 256
-        values: 300,000), so ``_CHUNK_ELEMENTS`` bounds the work arrays as it does for the sorted path.
+        values: about 200,000), so ``_CHUNK_ELEMENTS`` bounds the work arrays as it does for the sorted path.
         """
         per_labelling = max(1, self.pooled.n_batch * len(self._tied), self._ks_cells.size + self._chi2_cells.size)
         step = max(1, _CHUNK_ELEMENTS // per_labelling)
